@@ -1,0 +1,253 @@
+"""The admin: where staff create assistants, upload files with metadata, watch processing and issue API keys.
+
+Forms validate through the same code as the API (`services`, `knowledge.filters`); actions call services.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from . import errors, services
+from .knowledge.filters import MetadataError, validate_metadata
+from .knowledge.parsers import SUPPORTED_EXTENSIONS
+from .models import ApiKey, Assistant, Chunk, File, Operation
+
+
+class StatusFilterMixin:
+    @staticmethod
+    def status_badge(status: str) -> SafeString:
+        colours = {
+            "Available": "#1a7f37",
+            "Ready": "#1a7f37",
+            "Processing": "#9a6700",
+            "ProcessingFailed": "#cf222e",
+            "Deleting": "#57606a",
+            "Terminating": "#57606a",
+        }
+        return format_html('<b style="color:{}">{}</b>', colours.get(status, "#57606a"), status)
+
+
+class FileInline(admin.TabularInline):
+    model = File
+    extra = 0
+    fields = ("name", "status", "progress", "metadata", "size")
+    readonly_fields = ("name", "status", "progress", "metadata", "size")
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="done")
+    def progress(self, file: File) -> str:
+        return f"{file.percent_done:.0%}"
+
+
+@admin.register(Assistant)
+class AssistantAdmin(admin.ModelAdmin, StatusFilterMixin):
+    list_display = ("name", "status_display", "file_count", "region", "updated_at")
+    search_fields = ("name", "instructions")
+    list_filter = ("status", "region")
+    readonly_fields = ("status", "created_at", "updated_at")
+    inlines = [FileInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assistant]:
+        return super().get_queryset(request).annotate(_files=Count("files"))
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, assistant: Assistant) -> SafeString:
+        return self.status_badge(assistant.status)
+
+    @admin.display(description="files", ordering="_files")
+    def file_count(self, assistant: Assistant) -> int:
+        return getattr(assistant, "_files", 0)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The name is the API's handle on the assistant; renaming would break every client using it.
+        return (*self.readonly_fields, "name", "region") if obj else self.readonly_fields
+
+
+class FileUploadForm(forms.ModelForm):
+    upload = forms.FileField(
+        required=False,
+        help_text=f"One of {', '.join(sorted(SUPPORTED_EXTENSIONS))}. Uploading replaces the file's content "
+        "and processes it again.",
+    )
+    metadata = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80, "style": "font-family: monospace"}),
+        help_text='Flat JSON object, e.g. {"resource": "encyclopedia", "year": 2024}. '
+        "Values: strings, numbers, booleans or lists of strings; no nulls; at most 16 KB.",
+    )
+
+    class Meta:
+        model = File
+        fields = ("assistant", "metadata")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["metadata"] = json.dumps(self.instance.metadata or {}, ensure_ascii=False)
+        else:
+            self.fields["upload"].required = True
+
+    def clean_metadata(self) -> dict:
+        try:
+            return validate_metadata(self.cleaned_data.get("metadata") or None)
+        except MetadataError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        upload = cleaned.get("upload")
+        if upload is not None:
+            data = upload.read()
+            try:
+                services._check_upload(upload.name, data)
+            except errors.ChatError as exc:
+                self.add_error("upload", exc.message)
+            cleaned["upload_bytes"] = data
+        return cleaned
+
+
+class ChunkInline(admin.TabularInline):
+    model = Chunk
+    extra = 0
+    fields = ("ordinal", "pages", "tokens", "text")
+    readonly_fields = ("ordinal", "pages", "tokens", "text")
+    can_delete = False
+    max_num = 0
+    classes = ("collapse",)
+
+
+@admin.register(File)
+class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
+    form = FileUploadForm
+    list_display = ("name", "assistant", "status_display", "progress", "kind", "size_display", "metadata_display", "updated_on")
+    list_filter = ("status", "kind", "assistant")
+    search_fields = ("name", "file_id")
+    list_select_related = ("assistant",)
+    readonly_fields = ("file_id", "name", "kind", "size", "status", "progress", "error_message", "content_hash", "created_on", "updated_on")
+    actions = ["reprocess"]
+    inlines = [ChunkInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[File]:
+        return super().get_queryset(request).exclude(status=File.Status.DELETING)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["assistant", "upload", "metadata"]
+        return ["assistant", "file_id", "name", "kind", "size", "status", "progress", "error_message", "metadata", "upload", "content_hash", "created_on", "updated_on"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*self.readonly_fields, "assistant") if obj else ()
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, file: File) -> SafeString:
+        if file.status == File.Status.PROCESSING_FAILED and file.error_message:
+            return format_html("{}<br><small>{}</small>", self.status_badge(file.status), file.error_message)
+        return self.status_badge(file.status)
+
+    @admin.display(description="done", ordering="percent_done")
+    def progress(self, file: File) -> SafeString:
+        return format_html('<progress max="100" value="{}"></progress> {}%', int(file.percent_done * 100), int(file.percent_done * 100))
+
+    @admin.display(description="size", ordering="size")
+    def size_display(self, file: File) -> str:
+        return f"{file.size / 1024:.1f} KB" if file.size < 1024 * 1024 else f"{file.size / 1048576:.1f} MB"
+
+    @admin.display(description="metadata")
+    def metadata_display(self, file: File) -> SafeString:
+        return format_html_join(" ", "<code>{}={}</code>", ((k, json.dumps(v)) for k, v in (file.metadata or {}).items()))
+
+    def save_model(self, request: HttpRequest, obj: File, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data.get("upload_bytes")
+        upload = form.cleaned_data.get("upload")
+        metadata = form.cleaned_data.get("metadata") or {}
+        if data is not None and upload is not None:
+            file, _op, _future = services.file_upload(
+                assistant=form.cleaned_data["assistant"] if not change else obj.assistant,
+                name=upload.name,
+                data=data,
+                metadata=metadata,
+                file_id=obj.file_id if change else None,
+            )
+            obj.pk = file.pk
+            obj.refresh_from_db()
+            messages.info(request, f"{upload.name} is being processed; its status updates on this page.")
+        elif change:
+            File.objects.filter(pk=obj.pk).update(metadata=metadata)
+
+    def delete_model(self, request: HttpRequest, obj: File) -> None:
+        services.file_delete(file=obj)
+        services.file_purge(file=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[File]) -> None:
+        for file in queryset:
+            self.delete_model(request, file)
+
+    @admin.action(description="Process the selected files again")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[File]) -> None:
+        count = 0
+        for file in queryset:
+            services.file_reprocess(file=file)
+            count += 1
+        messages.info(request, f"{count} file(s) queued for processing.")
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):
+    list_display = ("operation_id", "assistant", "operation_type", "file_id", "status", "percent_complete", "created_on")
+    list_filter = ("operation_type", "status", "assistant")
+    readonly_fields = [f.name for f in Operation._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("name", "assistants", "revoked")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "scope", "created_at", "last_used_at", "revoked")
+    list_filter = ("revoked",)
+    readonly_fields = ("prefix", "created_by", "created_at", "last_used_at")
+    filter_horizontal = ("assistants",)
+
+    @admin.display(description="assistants")
+    def scope(self, key: ApiKey) -> str:
+        names = [assistant.name for assistant in key.assistants.all()]
+        return ", ".join(names) if names else "all (may create assistants)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        return super().get_queryset(request).prefetch_related("assistants")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw_key = services.api_key_create(name=obj.name, created_by=request.user)
+        obj.pk = key.pk
+        obj.prefix, obj.key_hash, obj.created_at = key.prefix, key.key_hash, key.created_at
+        obj._state.adding = False
+        obj._state.db = key._state.db
+        messages.warning(
+            request,
+            format_html("The new API key is <code>{}</code>. Copy it now: it is stored hashed and cannot be shown again.", raw_key),
+        )

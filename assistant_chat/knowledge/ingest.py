@@ -1,0 +1,173 @@
+"""Ingestion: turns a stored upload into indexed chunks, off the request path.
+
+Called by `services` (upload, upsert, reprocess) through `enqueue`, and by the `ingest_files` command directly
+through `process_file`. It parses (parsers.py), chunks (chunking.py) and swaps the file's chunks in one
+transaction, so a file is searchable either with its old content or its new one, never half of each.
+Progress is written to `File.percent_done` as it goes. It imports nothing from the API, the views or providers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from ..models import Chunk, File, FileBlob, Operation
+from .chunking import chunk_document
+from .parsers import ParseError, parse_document
+
+logger = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+# Progress writes are throttled: a 300-page PDF must not cost 300 UPDATEs.
+PROGRESS_WRITE_INTERVAL = 0.25
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=settings.INGEST_WORKERS, thread_name_prefix="ingest")
+        return _executor
+
+
+def enqueue(file_pk: int) -> Future[str]:
+    """Schedule processing after the caller's transaction commits; the future resolves to the final status."""
+    future: Future[str] = Future()
+
+    def submit() -> None:
+        inner = _pool().submit(_run_in_worker, file_pk)
+        inner.add_done_callback(lambda done: _copy_result(done, future))
+
+    transaction.on_commit(submit)
+    return future
+
+
+def _copy_result(source: Future[str], target: Future[str]) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
+
+
+def _run_in_worker(file_pk: int) -> str:
+    close_old_connections()
+    try:
+        return process_file(file_pk)
+    finally:
+        close_old_connections()
+
+
+def process_file(file_pk: int, progress: Callable[[float], None] | None = None) -> str:
+    """Parse, chunk and index one file; returns its final status. Never raises for a bad document:
+    the reason goes to `File.error_message` and the status becomes `ProcessingFailed`."""
+    file = File.objects.select_related("assistant").get(pk=file_pk)
+    if file.status == File.Status.DELETING:
+        return file.status
+    data = bytes(FileBlob.objects.values_list("data", flat=True).get(file_id=file_pk))
+    reporter = _ProgressWriter(file, progress)
+    try:
+        document = parse_document(file.name, data, progress=lambda fraction: reporter(fraction * 0.7))
+        drafts = chunk_document(
+            document, max_tokens=settings.CHUNK_MAX_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
+        )
+        reporter(0.8)
+        if not drafts:
+            raise ParseError("The file has no text to index")
+    except ParseError as exc:
+        return _finish(file_pk, File.Status.PROCESSING_FAILED, str(exc), progress)
+    except Exception as exc:  # a parser bug must not leave the file stuck in Processing
+        logger.exception("ingestion of file %s crashed", file_pk)
+        return _finish(file_pk, File.Status.PROCESSING_FAILED, f"Processing failed unexpectedly: {exc}", progress)
+
+    with transaction.atomic():
+        # Lock the row: a delete or a newer upsert may have raced us while we parsed.
+        current = File.objects.select_for_update().filter(pk=file_pk).first()
+        if current is None or current.status == File.Status.DELETING:
+            return File.Status.DELETING
+        if current.content_hash != hashlib.sha256(data).hexdigest():
+            return current.status  # an upsert replaced the bytes; its own job indexes them
+        Chunk.objects.filter(file_id=file_pk).delete()
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    file_id=file_pk,
+                    assistant_id=file.assistant_id,
+                    ordinal=draft.ordinal,
+                    text=draft.text,
+                    pages=draft.pages,
+                    tokens=draft.tokens,
+                )
+                for draft in drafts
+            ],
+            batch_size=500,
+        )
+        _mark_done(file_pk, File.Status.AVAILABLE, "")
+    if progress:
+        progress(1.0)
+    return File.Status.AVAILABLE
+
+
+def _finish(file_pk: int, status: str, error: str, progress: Callable[[float], None] | None) -> str:
+    with transaction.atomic():
+        current = File.objects.select_for_update().filter(pk=file_pk).first()
+        if current is None or current.status == File.Status.DELETING:
+            return File.Status.DELETING
+        Chunk.objects.filter(file_id=file_pk).delete()
+        _mark_done(file_pk, status, error)
+    if progress:
+        progress(1.0)
+    return status
+
+
+def _mark_done(file_pk: int, status: str, error: str) -> None:
+    now = timezone.now()
+    File.objects.filter(pk=file_pk).update(
+        status=status, error_message=error, percent_done=1.0 if status == File.Status.AVAILABLE else 0.0,
+        updated_on=now,
+    )
+    file = File.objects.only("assistant_id", "file_id").get(pk=file_pk)
+    Operation.objects.filter(
+        assistant_id=file.assistant_id, file_id=file.file_id, status=Operation.Status.PROCESSING
+    ).exclude(operation_type=Operation.Type.DELETE_FILE).update(
+        status=Operation.Status.COMPLETED if status == File.Status.AVAILABLE else Operation.Status.FAILED,
+        percent_complete=100,
+        error_message=error,
+        completed_on=now,
+    )
+
+
+class _ProgressWriter:
+    def __init__(self, file: File, callback: Callable[[float], None] | None) -> None:
+        self.file = file
+        self.callback = callback
+        self.last_write = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(max(fraction, 0.0), 0.99)
+        if self.callback:
+            self.callback(fraction)
+        now = time.monotonic()
+        if now - self.last_write >= PROGRESS_WRITE_INTERVAL:
+            self.last_write = now
+            File.objects.filter(pk=self.file.pk, status=File.Status.PROCESSING).update(percent_done=fraction)
+            Operation.objects.filter(
+                assistant_id=self.file.assistant_id, file_id=self.file.file_id, status=Operation.Status.PROCESSING
+            ).exclude(operation_type=Operation.Type.DELETE_FILE).update(percent_complete=int(fraction * 100))
+
+
+def shutdown() -> None:
+    """Wait for queued jobs to finish (commands call this before they exit)."""
+    global _executor
+    with _executor_lock:
+        if _executor is not None:
+            _executor.shutdown(wait=True)
+            _executor = None

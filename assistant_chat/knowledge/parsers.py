@@ -1,0 +1,404 @@
+"""Parse uploaded file bytes into plain text pages.
+
+Pipeline position: ingestion step 2 (upload bytes -> **parse** -> chunk -> index).
+This module is pure Python and imports nothing from Django, so it can be
+tested and reused without settings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "Page",
+    "ParseError",
+    "ParsedDocument",
+    "file_kind",
+    "parse_document",
+]
+
+# Extension -> kind. The kind doubles as the Pinecone reference type.
+SUPPORTED_EXTENSIONS: dict[str, str] = {
+    ".txt": "text",
+    ".md": "markdown",
+    ".json": "json",
+    ".pdf": "pdf",
+    ".docx": "doc_x",
+}
+
+# Keep library error strings short: they end up in user-facing messages.
+_MAX_REASON_CHARS = 160
+
+
+class ParseError(ValueError):
+    """A file could not be turned into text; ``str(exc)`` is safe to show users."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of text; ``number`` is 1-based for paged formats, else None."""
+
+    number: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The text of an uploaded file, split into pages."""
+
+    kind: str
+    pages: list[Page]
+
+    @property
+    def text(self) -> str:
+        """All pages joined by blank lines (handy for previews and tests)."""
+        return "\n\n".join(page.text for page in self.pages)
+
+
+ProgressCallback = Callable[[float], None]
+
+
+def file_kind(filename: str) -> str:
+    """Return the kind for ``filename``'s extension (case-insensitive)."""
+    # Only the last suffix counts: "report.pdf.exe" is an .exe.
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    ext = name[dot:].lower() if dot >= 0 else ""
+    kind = SUPPORTED_EXTENSIONS.get(ext)
+    if kind is None:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        shown = f'"{ext}"' if ext else "without an extension"
+        raise ParseError(f"Unsupported file type {shown}: supported types are {supported}")
+    return kind
+
+
+def parse_document(
+    filename: str,
+    data: bytes,
+    progress: ProgressCallback | None = None,
+) -> ParsedDocument:
+    """Parse ``data`` according to ``filename``'s extension.
+
+    ``progress`` receives fractions in [0, 1]: once per page for PDFs, and a
+    final 1.0 for every format. Raises :class:`ParseError` on any failure.
+    """
+    kind = file_kind(filename)
+    if not data:
+        raise ParseError("The file is empty")
+
+    if kind == "pdf":
+        pages = _parse_pdf(data, progress)
+    elif kind == "doc_x":
+        pages = _parse_docx(data)
+    else:
+        text = _decode_utf8(data)
+        if kind == "json":
+            _validate_json(text)
+        text = normalize_text(text)
+        if not text.strip():
+            raise ParseError("The file is empty")
+        pages = [Page(number=None, text=text)]
+
+    if progress is not None and kind != "pdf":  # the PDF loop already reported 1.0
+        progress(1.0)
+    return ParsedDocument(kind=kind, pages=pages)
+
+
+# --------------------------------------------------------------------------
+# Text normalisation
+# --------------------------------------------------------------------------
+
+_NEWLINES_RE = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+_WS_ONLY_LINE_RE = re.compile(r"^[ \t]+$", re.MULTILINE)
+# Three or more newlines = two or more blank lines: squeeze to one blank line,
+# which is what the chunker treats as a paragraph break.
+_BLANK_RUN_RE = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """Strip NULs, unify newlines to ``\\n`` and collapse runs of blank lines."""
+    text = text.replace("\x00", "")
+    text = _NEWLINES_RE.sub("\n", text)
+    # Whitespace-only lines count as blank so they collapse too.
+    text = _WS_ONLY_LINE_RE.sub("", text)
+    text = _BLANK_RUN_RE.sub("\n\n", text)
+    return text.strip("\n")
+
+
+def _decode_utf8(data: bytes) -> str:
+    try:
+        # utf-8-sig silently drops a leading BOM, which editors on Windows add.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError("The file is not valid UTF-8 text") from exc
+
+
+def _validate_json(text: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"The JSON file is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+    except RecursionError as exc:  # absurdly deep nesting
+        raise ParseError("The JSON file is not valid JSON: nesting is too deep") from exc
+
+
+# pypdf messages that mean little to users, reworded.
+_FRIENDLY_PDF_REASONS: dict[str, str] = {
+    "Stream has ended unexpectedly": "the file is truncated or damaged",
+    "startxref not found": "the file is truncated or damaged (no cross-reference table)",
+    "EOF marker not found": "the file is truncated (no end-of-file marker)",
+}
+
+
+def _short_reason(exc: BaseException) -> str:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    reason = _FRIENDLY_PDF_REASONS.get(reason, reason)
+    if len(reason) > _MAX_REASON_CHARS:
+        reason = reason[: _MAX_REASON_CHARS - 3].rstrip() + "..."
+    return reason
+
+
+# --------------------------------------------------------------------------
+# PDF
+# --------------------------------------------------------------------------
+
+
+def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
+    # Imported lazily: pypdf is only needed for PDFs and is slow-ish to import.
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError, WrongPasswordError
+
+    if b"%PDF-" not in data[:1024]:
+        # pypdf would happily "repair" arbitrary bytes; fail early and clearly.
+        raise ParseError("The PDF is corrupt or not a PDF: missing %PDF header")
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many PDFs are "encrypted" only with an owner password and open
+            # with the empty user password; those are fine to read.
+            try:
+                opened = reader.decrypt("")
+            except (DependencyError, FileNotDecryptedError, WrongPasswordError, NotImplementedError) as exc:
+                raise ParseError("The PDF is encrypted") from exc
+            if not opened:
+                raise ParseError("The PDF is encrypted")
+        page_objects = reader.pages
+        total = len(page_objects)
+    except ParseError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise ParseError("The PDF is encrypted") from exc
+    except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, ...)
+        raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
+
+    if total == 0:
+        raise ParseError("The PDF is corrupt or not a PDF: it has no pages")
+
+    pages: list[Page] = []
+    for index in range(total):
+        try:
+            raw = page_objects[index].extract_text() or ""
+        except FileNotDecryptedError as exc:
+            raise ParseError("The PDF is encrypted") from exc
+        except Exception as exc:  # a broken content stream is a corrupt PDF
+            raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
+        text = normalize_text(raw)
+        # Keep the true page number even if earlier pages were blank so
+        # citations point at the page a reader would open.
+        if text.strip():
+            pages.append(Page(number=index + 1, text=text))
+        if progress is not None:
+            progress((index + 1) / total)
+
+    if not pages:
+        raise ParseError("The PDF has no extractable text (scanned PDFs are not supported)")
+    return pages
+
+
+# --------------------------------------------------------------------------
+# DOCX
+# --------------------------------------------------------------------------
+
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_MC_NS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+
+
+def _w(tag: str) -> str:
+    return f"{{{_W_NS}}}{tag}"
+
+
+_P, _TBL, _TR, _TC, _SDT, _SDT_CONTENT = (_w(t) for t in ("p", "tbl", "tr", "tc", "sdt", "sdtContent"))
+_T, _TAB, _BR, _CR, _NB_HYPHEN = (_w(t) for t in ("t", "tab", "br", "cr", "noBreakHyphen"))
+_PPR, _PSTYLE, _PAGE_BREAK_BEFORE, _VAL, _TYPE = (
+    _w(t) for t in ("pPr", "pStyle", "pageBreakBefore", "val", "type")
+)
+_MC_FALLBACK = f"{{{_MC_NS}}}Fallback"
+_PAGE_BREAK = object()  # sentinel yielded in place of text for a page break
+
+
+class _PageBuilder:
+    """Accumulates paragraphs and cuts pages at explicit page breaks."""
+
+    def __init__(self) -> None:
+        self.number = 1
+        self.paragraphs: list[str] = []
+        self.pages: list[Page] = []
+
+    def add(self, paragraph: str) -> None:
+        if paragraph.strip():
+            self.paragraphs.append(paragraph)
+
+    def has_content(self) -> bool:
+        return bool(self.paragraphs)
+
+    def break_page(self) -> None:
+        self._flush()
+        self.number += 1
+
+    def finish(self) -> list[Page]:
+        self._flush()
+        return self.pages
+
+    def _flush(self) -> None:
+        text = normalize_text("\n\n".join(self.paragraphs))
+        # Blank pages are dropped but still advance the numbering.
+        if text.strip():
+            self.pages.append(Page(number=self.number, text=text))
+        self.paragraphs = []
+
+
+def _parse_docx(data: bytes) -> list[Page]:
+    # Lazy import for the same reason as pypdf.
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        body = document.element.body
+        styles_break = _styles_with_page_break_before(document)
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
+    except Exception as exc:  # lxml XMLSyntaxError and friends
+        raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
+
+    builder = _PageBuilder()
+    _walk_blocks(body, builder, styles_break)
+    pages = builder.finish()
+    if not pages:
+        raise ParseError("The DOCX document contains no text")
+    return pages
+
+
+def _styles_with_page_break_before(document: Any) -> set[str]:
+    """Paragraph style ids whose (inherited) formatting sets pageBreakBefore."""
+    result: set[str] = set()
+    try:
+        styles = list(document.styles)
+    except Exception:  # a document without a styles part still has text
+        return result
+    for style in styles:
+        current = style
+        seen: set[int] = set()
+        # Walk base styles: the property is inherited unless overridden.
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            fmt = getattr(current, "paragraph_format", None)
+            value = getattr(fmt, "page_break_before", None) if fmt is not None else None
+            if value is not None:
+                if value and style.style_id:
+                    result.add(style.style_id)
+                break
+            current = getattr(current, "base_style", None)
+    return result
+
+
+def _walk_blocks(container: Any, builder: _PageBuilder, styles_break: set[str]) -> None:
+    """Visit paragraphs and tables of a body/cell in document order."""
+    for child in container.iterchildren():
+        tag = child.tag
+        if tag == _P:
+            _add_paragraph(child, builder, styles_break)
+        elif tag == _TBL:
+            _add_table(child, builder, styles_break)
+        elif tag == _SDT:
+            # Content controls wrap ordinary blocks.
+            content = child.find(_SDT_CONTENT)
+            if content is not None:
+                _walk_blocks(content, builder, styles_break)
+
+
+def _has_page_break_before(p: Any, styles_break: set[str]) -> bool:
+    ppr = p.find(_PPR)
+    if ppr is None:
+        return False
+    direct = ppr.find(_PAGE_BREAK_BEFORE)
+    if direct is not None:
+        return _on_off(direct.get(_VAL))
+    style = ppr.find(_PSTYLE)
+    return style is not None and style.get(_VAL) in styles_break
+
+
+def _on_off(value: str | None) -> bool:
+    # OOXML on/off: absent val means "on".
+    return value is None or value.lower() not in {"0", "false", "off"}
+
+
+def _paragraph_pieces(p: Any) -> Iterator[str | object]:
+    """Yield the paragraph's text pieces and _PAGE_BREAK markers in order."""
+    for el in p.iter(_T, _TAB, _BR, _CR, _NB_HYPHEN):
+        # Skip the legacy copy of text boxes, which duplicates mc:Choice.
+        if any(anc.tag == _MC_FALLBACK for anc in el.iterancestors()):
+            continue
+        tag = el.tag
+        if tag == _T:
+            yield el.text or ""
+        elif tag == _TAB:
+            yield "\t"
+        elif tag == _NB_HYPHEN:
+            yield "-"
+        elif tag == _BR and el.get(_TYPE) == "page":
+            yield _PAGE_BREAK
+        else:  # text-wrapping/column breaks and carriage returns
+            yield "\n"
+
+
+def _add_paragraph(p: Any, builder: _PageBuilder, styles_break: set[str]) -> None:
+    # Word ignores pageBreakBefore on a document's very first content.
+    if _has_page_break_before(p, styles_break) and (builder.has_content() or builder.pages):
+        builder.break_page()
+    parts: list[str] = []
+    for piece in _paragraph_pieces(p):
+        if piece is _PAGE_BREAK:
+            builder.add("".join(parts))
+            parts = []
+            builder.break_page()
+        else:
+            parts.append(piece)  # type: ignore[arg-type]
+    builder.add("".join(parts))
+
+
+def _add_table(tbl: Any, builder: _PageBuilder, styles_break: set[str]) -> None:
+    # One line per row, cells separated by " | "; page breaks inside a cell
+    # take effect after the row so rows are never torn apart.
+    for row in tbl.iterchildren(_TR):
+        cells: list[str] = []
+        breaks = 0
+        for cell in row.iterchildren(_TC):
+            sub = _PageBuilder()
+            _walk_blocks(cell, sub, styles_break)
+            cell_pages = sub.finish()
+            breaks += sub.number - 1
+            text = " ".join(" ".join(pg.text.split()) for pg in cell_pages)
+            cells.append(text)
+        if any(cells):
+            builder.add(" | ".join(cells))
+        for _ in range(breaks):
+            builder.break_page()

@@ -1,0 +1,125 @@
+"""Full-text search over chunks: one interface, two engines chosen by the database in use.
+
+SQLite: an FTS5 table (`assistant_chat_chunk_fts`, external content, porter stemming) kept in step with
+the chunk table by triggers, ranked by FTS5's BM25. PostgreSQL: a stored generated `tsvector` column with a GIN
+index, ranked by `ts_rank_cd`. Both are created by migration 0002. Callers pass an already-resolved set of
+file ids (the metadata filter is applied to files, not chunks); this module knows nothing of filters or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.db import connection
+
+# Dropped from queries: they match nearly every chunk, cost the most to rank and add nothing to relevance.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
+    off on once only or other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very was we were what
+    when where which while who whom why will with would you your yours yourself yourselves tell please know""".split()
+)
+MAX_QUERY_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    file_pk: int
+    ordinal: int
+    text: str
+    pages: list[int]
+    score: float
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct search terms of a free-text question, stopwords removed unless nothing else is left."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    seen: dict[str, None] = {}
+    for word in words:
+        if word not in STOPWORDS:
+            seen.setdefault(word, None)
+    terms = list(seen) or list(dict.fromkeys(words))
+    return terms[:MAX_QUERY_TERMS]
+
+
+def _normalise(raw: float) -> float:
+    # Map an unbounded positive relevance onto (0, 1) so that scores read like Pinecone's.
+    raw = max(raw, 0.0)
+    return round(raw / (1.0 + raw), 6)
+
+
+def search_chunks(
+    *, assistant_id: int, query: str, file_pks: Collection[int] | None = None, limit: int = 16
+) -> list[Hit]:
+    """The best `limit` chunks of one assistant for `query`, best first.
+
+    `file_pks=None` searches every file; an empty collection means the filter matched no file.
+    """
+    terms = query_terms(query)
+    if not terms or limit <= 0 or (file_pks is not None and not file_pks):
+        return []
+    if connection.vendor == "postgresql":
+        return _search_postgresql(assistant_id, terms, file_pks, limit)
+    return _search_sqlite(assistant_id, terms, file_pks, limit)
+
+
+def _file_clause(file_pks: Collection[int] | None) -> tuple[str, list[int]]:
+    if file_pks is None:
+        return "", []
+    pks = sorted(int(pk) for pk in file_pks)
+    return f" AND c.file_id IN ({','.join(['%s'] * len(pks))})", pks
+
+
+def _search_sqlite(assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int) -> list[Hit]:
+    # Each term is quoted, so nothing the user types is read as FTS5 query syntax.
+    match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    file_sql, file_params = _file_clause(file_pks)
+    sql = (
+        "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, bm25(assistant_chat_chunk_fts) AS rank "
+        "FROM assistant_chat_chunk_fts JOIN assistant_chat_chunk c ON c.id = assistant_chat_chunk_fts.rowid "
+        f"WHERE assistant_chat_chunk_fts MATCH %s AND c.assistant_id = %s{file_sql} "
+        "ORDER BY rank LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [match, assistant_id, *file_params, limit])
+        rows = cursor.fetchall()
+    return [_hit(row, -float(row[5])) for row in rows]
+
+
+def _search_postgresql(
+    assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int
+) -> list[Hit]:
+    # Terms are \w+ only, so they carry no tsquery operators; '|' makes any term enough to match.
+    tsquery = " | ".join(terms)
+    file_sql, file_params = _file_clause(file_pks)
+    sql = (
+        "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, ts_rank_cd(c.search_vector, q, 1) AS rank "
+        "FROM assistant_chat_chunk c, to_tsquery('english', %s) q "
+        f"WHERE c.search_vector @@ q AND c.assistant_id = %s{file_sql} "
+        "ORDER BY rank DESC, c.id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tsquery, assistant_id, *file_params, limit])
+        rows = cursor.fetchall()
+    return [_hit(row, float(row[5]) * 10.0) for row in rows]
+
+
+def _hit(row: tuple, raw_score: float) -> Hit:
+    pages = row[4]
+    if isinstance(pages, str):  # SQLite returns JSON columns as text through a raw cursor
+        pages = json.loads(pages)
+    return Hit(
+        chunk_id=row[0],
+        file_pk=row[1],
+        ordinal=row[2],
+        text=row[3],
+        pages=list(pages or []),
+        score=_normalise(raw_score),
+    )

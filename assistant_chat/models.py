@@ -1,0 +1,215 @@
+"""The data model (DESIGN §4): assistants and their files, chunks, API keys and file operations.
+
+Invariants that must hold whatever code writes live here as constraints. Business logic does not:
+writes go through `services`, reads through `selectors`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+ASSISTANT_NAME_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+validate_assistant_name = RegexValidator(
+    ASSISTANT_NAME_RE,
+    "Assistant names are 1-63 characters of lowercase letters, digits and '-', "
+    "starting and ending with a letter or digit.",
+)
+FILE_ID_RE = r"^[A-Za-z0-9_-]{1,128}$"
+validate_file_id = RegexValidator(FILE_ID_RE, "File ids are 1-128 characters of letters, digits, '_' and '-'.")
+
+
+def new_file_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_operation_id() -> str:
+    return f"op-{uuid.uuid4().hex[:20]}"
+
+
+class Assistant(models.Model):
+    class Status(models.TextChoices):
+        INITIALIZING = "Initializing"
+        READY = "Ready"
+        FAILED = "Failed"
+        TERMINATING = "Terminating"
+        INITIALIZATION_FAILED = "InitializationFailed"
+
+    class Region(models.TextChoices):
+        US = "us"
+        EU = "eu"
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[validate_assistant_name],
+        help_text="Unique name used in the API and the SDKs: lowercase letters, digits and '-', 1-63 characters.",
+    )
+    instructions = models.TextField(
+        blank=True,
+        help_text="Standing instructions given to the model before every conversation (at most 16 KB).",
+    )
+    metadata = models.JSONField(default=dict, blank=True, help_text="Free-form JSON object describing the assistant.")
+    status = models.CharField(
+        max_length=24,
+        choices=Status.choices,
+        default=Status.READY,
+        help_text="Ready assistants answer; Terminating ones are being deleted and disappear shortly.",
+    )
+    region = models.CharField(
+        max_length=2, choices=Region.choices, default=Region.US, help_text="Reported to API clients; immutable."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When deletion was requested (the row is a tombstone)."
+    )
+    tombstone_reads = models.PositiveIntegerField(
+        default=0, editable=False, help_text="How many describes saw the Terminating tombstone."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class File(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "Processing"
+        AVAILABLE = "Available"
+        DELETING = "Deleting"
+        PROCESSING_FAILED = "ProcessingFailed"
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text (.txt)"
+        MARKDOWN = "markdown", "Markdown (.md)"
+        JSON = "json", "JSON (.json)"
+        PDF = "pdf", "PDF (.pdf)"
+        DOCX = "doc_x", "Word (.docx)"
+
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="files")
+    file_id = models.CharField(
+        max_length=128,
+        default=new_file_id,
+        validators=[validate_file_id],
+        help_text="The id API clients use; a UUID unless the client chose one with an upsert.",
+    )
+    name = models.CharField(max_length=255, help_text="The uploaded file name; its extension decides the type.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, help_text="Document type, from the extension.")
+    size = models.BigIntegerField(default=0, help_text="Size of the uploaded file in bytes.")
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Flat JSON object used by metadata filters, e.g. {"resource": "encyclopedia", "year": 2024}.',
+    )
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PROCESSING)
+    error_message = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
+    percent_done = models.FloatField(default=0.0, help_text="Processing progress from 0.0 to 1.0.")
+    content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the uploaded bytes.")
+    multimodal = models.BooleanField(default=False, help_text="Pinecone's multimodal PDF flag; stored as given.")
+    created_on = models.DateTimeField(auto_now_add=True)
+    updated_on = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    tombstone_reads = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["created_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["assistant", "file_id"], name="file_id_unique_per_assistant"),
+            models.CheckConstraint(
+                condition=Q(percent_done__gte=0.0) & Q(percent_done__lte=1.0), name="file_percent_done_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["assistant", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FileBlob(models.Model):
+    """The uploaded bytes, kept apart so that listing files never loads them."""
+
+    file = models.OneToOneField(File, on_delete=models.CASCADE, primary_key=True, related_name="blob")
+    data = models.BinaryField()
+
+
+class Chunk(models.Model):
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="chunks")
+    # Denormalised so that search narrows to one assistant without a join.
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="+")
+    ordinal = models.PositiveIntegerField(help_text="Position of the chunk in its file, from 0.")
+    text = models.TextField()
+    pages = models.JSONField(default=list, blank=True, help_text="1-based page numbers the chunk spans (PDF, DOCX).")
+    tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["file_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="chunk_ordinal_unique_per_file")]
+        indexes = [models.Index(fields=["assistant"])]
+
+    def __str__(self) -> str:
+        return f"{self.file_id}#{self.ordinal}"
+
+
+class Operation(models.Model):
+    """An asynchronous file mutation, as API version 2026-04 and later report them."""
+
+    class Type(models.TextChoices):
+        UPLOAD_FILE = "upload_file"
+        UPSERT_FILE = "upsert_file"
+        DELETE_FILE = "delete_file"
+
+    class Status(models.TextChoices):
+        PROCESSING = "Processing"
+        COMPLETED = "Completed"
+        FAILED = "Failed"
+
+    operation_id = models.CharField(max_length=40, unique=True, default=new_operation_id)
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="operations")
+    operation_type = models.CharField(max_length=24, choices=Type.choices)
+    file_id = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
+    percent_complete = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    created_on = models.DateTimeField(auto_now_add=True)
+    completed_on = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_on", "-id"]
+        indexes = [models.Index(fields=["assistant", "file_id"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(percent_complete__lte=100), name="operation_percent_range"),
+        ]
+
+
+class ApiKey(models.Model):
+    """A key for the HTTP API. Only a SHA-256 of the key is stored; the key itself is shown once."""
+
+    name = models.CharField(max_length=100, help_text="Who or what uses this key, for your own reference.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="First characters of the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    assistants = models.ManyToManyField(
+        Assistant,
+        blank=True,
+        related_name="api_keys",
+        help_text="Assistants this key may use. Leave empty for a key that may create and manage any assistant.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False, help_text="Revoked keys are refused at once.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,274 @@
+"""Writes: every change to assistants, files and API keys goes through one of these functions.
+
+Called by the API views, the admin and the management commands; each validates its input and raises
+`errors.ChatError` subclasses with a message for the caller. Reads live in `selectors`. No HTTP here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import errors
+from .knowledge import ingest
+from .knowledge.filters import MetadataError, validate_metadata
+from .knowledge.parsers import ParseError, file_kind
+from .models import (
+    FILE_ID_RE,
+    Assistant,
+    ApiKey,
+    Chunk,
+    File,
+    FileBlob,
+    Operation,
+    validate_assistant_name,
+)
+
+INSTRUCTIONS_MAX_BYTES = 16 * 1024
+ASSISTANT_METADATA_MAX_BYTES = 16 * 1024
+API_KEY_PREFIX = "pcl_"
+
+_UNSET: Any = object()
+
+
+# --- assistants -------------------------------------------------------------------------------------------------
+
+
+def _check_instructions(instructions: Any) -> str:
+    if instructions is None:
+        return ""
+    if not isinstance(instructions, str):
+        raise errors.InvalidArgument("instructions must be a string")
+    if len(instructions.encode()) > INSTRUCTIONS_MAX_BYTES:
+        raise errors.InvalidArgument("instructions must be at most 16 KB")
+    return instructions
+
+
+def _check_assistant_metadata(metadata: Any) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise errors.InvalidArgument("metadata must be a JSON object")
+    if len(json.dumps(metadata, separators=(",", ":")).encode()) > ASSISTANT_METADATA_MAX_BYTES:
+        raise errors.InvalidArgument("metadata must be at most 16 KB")
+    return metadata
+
+
+def assistant_create(
+    *, name: Any, instructions: Any = None, metadata: Any = None, region: Any = "us"
+) -> Assistant:
+    """Create a Ready assistant. A name held by a Terminating tombstone is freed first."""
+    if not isinstance(name, str) or not name:
+        raise errors.InvalidArgument("name is required")
+    try:
+        validate_assistant_name(name)
+    except Exception:
+        raise errors.InvalidArgument(
+            f'Invalid assistant name "{name[:80]}": use 1-63 lowercase letters, digits and "-", '
+            "starting and ending with a letter or digit"
+        ) from None
+    region = region or "us"
+    if region not in Assistant.Region.values:
+        raise errors.InvalidArgument("Invalid region: Valid options are us, eu")
+    fields = {
+        "instructions": _check_instructions(instructions),
+        "metadata": _check_assistant_metadata(metadata),
+        "region": region,
+    }
+    with transaction.atomic():
+        Assistant.objects.filter(name=name, status=Assistant.Status.TERMINATING).delete()
+        try:
+            with transaction.atomic():
+                return Assistant.objects.create(name=name, status=Assistant.Status.READY, **fields)
+        except IntegrityError:
+            raise errors.AlreadyExists(f'Assistant "{name}" already exists.') from None
+
+
+def assistant_update(*, assistant: Assistant, instructions: Any = _UNSET, metadata: Any = _UNSET) -> Assistant:
+    """Change instructions and/or metadata; `None` (as old clients send) leaves a field unchanged."""
+    changed = []
+    if instructions is not _UNSET and instructions is not None:
+        assistant.instructions = _check_instructions(instructions)
+        changed.append("instructions")
+    if metadata is not _UNSET and metadata is not None:
+        assistant.metadata = _check_assistant_metadata(metadata)
+        changed.append("metadata")
+    if changed:
+        assistant.save(update_fields=[*changed, "updated_at"])
+    return assistant
+
+
+def assistant_delete(*, assistant: Assistant) -> None:
+    """Delete an assistant's files now and leave a short-lived Terminating tombstone for polling clients."""
+    with transaction.atomic():
+        File.objects.filter(assistant=assistant).delete()
+        Operation.objects.filter(assistant=assistant).delete()
+        assistant.status = Assistant.Status.TERMINATING
+        assistant.deleted_at = timezone.now()
+        assistant.tombstone_reads = 0
+        assistant.save(update_fields=["status", "deleted_at", "tombstone_reads", "updated_at"])
+
+
+def assistant_purge(*, assistant: Assistant) -> None:
+    """Remove a tombstone for good (after clients have seen it)."""
+    Assistant.objects.filter(pk=assistant.pk, status=Assistant.Status.TERMINATING).delete()
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+
+
+def _check_upload(name: Any, data: bytes) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidArgument("The upload has no file name; the type is read from its extension")
+    try:
+        kind = file_kind(name)
+    except ParseError as exc:
+        raise errors.InvalidArgument(f"Invalid file type for upload: {exc}") from None
+    limit = settings.FILE_MAX_BYTES
+    if len(data) > limit:
+        raise errors.PayloadTooLarge(
+            f"File {name} is {_mb(len(data))}; the largest file accepted is {_mb(limit)}"
+        )
+    if not data:
+        raise errors.InvalidArgument(f"File {name} is empty")
+    return kind
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _check_metadata(metadata: Any) -> dict:
+    try:
+        return validate_metadata(metadata)
+    except MetadataError as exc:
+        raise errors.InvalidArgument(f"Invalid metadata: {exc}") from None
+
+
+def file_upload(
+    *,
+    assistant: Assistant,
+    name: str,
+    data: bytes,
+    metadata: Any = None,
+    file_id: str | None = None,
+    multimodal: bool = False,
+) -> tuple[File, Operation, Future[str]]:
+    """Store an upload and schedule its processing. With `file_id` it is an upsert: an existing file of that id
+    gets the new content and metadata, and keeps answering with its old chunks until the new ones are ready.
+
+    Returns the file, the operation that tracks it, and a future that resolves when processing ends.
+    """
+    kind = _check_upload(name, data)
+    clean_metadata = _check_metadata(metadata)
+    if file_id is not None and not _is_file_id(file_id):
+        raise errors.InvalidArgument("file_id must be 1-128 characters of letters, digits, '_' and '-'")
+    if assistant.status != Assistant.Status.READY:
+        raise errors.FailedPrecondition(f'Assistant "{assistant.name}" is {assistant.status}, not Ready')
+    fields = {
+        "name": name,
+        "kind": kind,
+        "size": len(data),
+        "metadata": clean_metadata,
+        "status": File.Status.PROCESSING,
+        "error_message": "",
+        "percent_done": 0.0,
+        "content_hash": hashlib.sha256(data).hexdigest(),
+        "multimodal": bool(multimodal),
+        "deleted_at": None,
+        "tombstone_reads": 0,
+    }
+    with transaction.atomic():
+        if file_id is None:
+            file = File.objects.create(assistant=assistant, **fields)
+            op_type = Operation.Type.UPLOAD_FILE
+        else:
+            file, _created = File.objects.select_for_update().update_or_create(
+                assistant=assistant, file_id=file_id, defaults=fields
+            )
+            op_type = Operation.Type.UPSERT_FILE
+        FileBlob.objects.update_or_create(file=file, defaults={"data": data})
+        operation = Operation.objects.create(assistant=assistant, operation_type=op_type, file_id=file.file_id)
+        future = ingest.enqueue(file.pk)
+    return file, operation, future
+
+
+def _is_file_id(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(FILE_ID_RE, value) is not None
+
+
+def file_reprocess(*, file: File) -> Future[str]:
+    """Run ingestion again on the stored bytes (after a parser fix, or a setting change)."""
+    with transaction.atomic():
+        File.objects.filter(pk=file.pk).update(
+            status=File.Status.PROCESSING, error_message="", percent_done=0.0, updated_on=timezone.now()
+        )
+        return ingest.enqueue(file.pk)
+
+
+def file_delete(*, file: File) -> Operation:
+    """Remove a file from search at once; leave a Deleting tombstone that older clients see on their next poll."""
+    now = timezone.now()
+    with transaction.atomic():
+        Chunk.objects.filter(file=file).delete()
+        FileBlob.objects.filter(file=file).delete()
+        Operation.objects.filter(
+            assistant_id=file.assistant_id, file_id=file.file_id, status=Operation.Status.PROCESSING
+        ).update(status=Operation.Status.FAILED, error_message="The file was deleted", completed_on=now)
+        File.objects.filter(pk=file.pk).update(
+            status=File.Status.DELETING, deleted_at=now, tombstone_reads=0, updated_on=now
+        )
+        return Operation.objects.create(
+            assistant_id=file.assistant_id,
+            operation_type=Operation.Type.DELETE_FILE,
+            file_id=file.file_id,
+            status=Operation.Status.COMPLETED,
+            percent_complete=100,
+            completed_on=now,
+        )
+
+
+def file_purge(*, file: File) -> None:
+    File.objects.filter(pk=file.pk, status=File.Status.DELETING).delete()
+
+
+def tombstone_seen(*, obj: Assistant | File) -> None:
+    """Count a read of a tombstone; `selectors` stops showing it after the first."""
+    type(obj).objects.filter(pk=obj.pk).update(tombstone_reads=obj.tombstone_reads + 1)
+
+
+# --- API keys ---------------------------------------------------------------------------------------------------
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys are 256-bit random strings, so a plain SHA-256 is enough (a slow password hash would only slow every call).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, name: str, assistants: Iterable[Assistant] = (), created_by: Any = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and cannot be shown again."""
+    raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        name=name or "API key",
+        prefix=raw_key[: len(API_KEY_PREFIX) + 8],
+        key_hash=hash_api_key(raw_key),
+        created_by=created_by,
+    )
+    key.assistants.set(list(assistants))
+    return key, raw_key
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so that busy keys don't write on every request."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

@@ -1,0 +1,41 @@
+"""Shared fixtures: live Daphne servers on SQLite and PostgreSQL, and skips that become failures in CI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import servers
+
+
+def require(reason: str | None) -> None:
+    """Skip with `reason` on a machine without the service; in CI a missing service is a failure."""
+    if reason is None:
+        return
+    if servers.IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.LiveServer]:
+    server = servers.start_server(tmp_path_factory.mktemp("live-sqlite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.LiveServer]:
+    require(servers.postgres_available())
+    database_url = servers.create_postgres_database()
+    server = servers.start_server(tmp_path_factory.mktemp("live-pg"), database_url=database_url)
+    yield server
+    server.stop()
+    servers.drop_postgres_database(database_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def live_server_any(request: pytest.FixtureRequest) -> servers.LiveServer:
+    """The same test against the embedded default and the scaled-out database."""
+    return request.getfixturevalue(f"live_{request.param}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DemoFile", "demo_files", "write_docx", "write_pdf", "DEMO_FILES"]
+# DEMO_FILES is also importable: it is built lazily by __getattr__ below.
+__all__ = ["DemoFile", "demo_files", "write_docx", "write_pdf"]
 
 
 # --------------------------------------------------------------------------
@@ -29,6 +31,7 @@ _LEADING = 14  # baseline-to-baseline distance in points
 # Helvetica advance widths (1/1000 em) for printable ASCII, from Adobe's
 # Helvetica.afm; other WinAnsi glyphs use the average width below. Only used
 # for word wrapping, so small errors merely shift a line break.
+# fmt: off
 _HELVETICA_WIDTHS: dict[str, int] = dict(
     zip(
         " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
@@ -43,12 +46,13 @@ _HELVETICA_WIDTHS: dict[str, int] = dict(
         strict=True,
     )
 )
+# fmt: on
 _DEFAULT_WIDTH = 556
 
 
 def _to_winansi(text: str) -> str:
     """Map text onto what /WinAnsiEncoding can show (cp1252), '?' otherwise."""
-    text = text.replace("\t", "    ")
+    text = text.replace("\t", " ")  # word wrapping collapses blanks anyway
     # Drop other control characters: they have no glyph.
     text = "".join(ch for ch in text if ch == "\n" or ord(ch) >= 32)
     return text.encode("cp1252", errors="replace").decode("cp1252")
@@ -131,8 +135,9 @@ def _content_stream(text: str) -> bytes:
 def write_pdf(pages: list[str]) -> bytes:
     """Render each string on its own US Letter page in 11pt Helvetica.
 
-    Lines are word-wrapped to the page width; lines that would run past the
-    bottom margin are dropped (about 47 lines fit). Characters outside
+    Lines are word-wrapped to the page width (runs of blanks collapse to one
+    space); lines that would run past the bottom margin are dropped (about
+    47 lines fit). Characters outside
     Windows-1252 (a Latin-1 superset) become "?". An empty list yields a
     single blank page so the result is still a valid PDF.
     """
@@ -145,12 +150,11 @@ def write_pdf(pages: list[str]) -> bytes:
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(pages)))
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    for pid, text in zip(page_ids, pages):
+    for pid, text in zip(page_ids, pages, strict=True):
         stream = _content_stream(text)
         objects.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
-            % (_PAGE_WIDTH, _PAGE_HEIGHT, pid + 1)
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (_PAGE_WIDTH, _PAGE_HEIGHT, pid + 1)
         )
         objects.append(b"<< /Length %d >>\nstream\n%sendstream" % (len(stream), stream))
 
@@ -174,6 +178,9 @@ def write_pdf(pages: list[str]) -> bytes:
 # --------------------------------------------------------------------------
 
 
+_XML_INVALID_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def write_docx(pages: list[str]) -> bytes:
     """A .docx with paragraphs split on blank lines and a page break between pages."""
     import docx  # lazy: keeps importing this module cheap
@@ -181,7 +188,9 @@ def write_docx(pages: list[str]) -> bytes:
 
     document = docx.Document()
     for index, page in enumerate(pages):
-        paragraphs = [p.strip() for p in page.replace("\r\n", "\n").split("\n\n") if p.strip()]
+        # XML cannot hold NULs or most control characters; lxml would raise.
+        page = _XML_INVALID_RE.sub("", page.replace("\r\n", "\n"))
+        paragraphs = [p.strip() for p in page.split("\n\n") if p.strip()]
         if index:
             # Put the explicit break (w:br w:type="page") at the top of the
             # page's first paragraph rather than in a paragraph of its own.

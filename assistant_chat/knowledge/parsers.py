@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +85,8 @@ def parse_document(
 ) -> ParsedDocument:
     """Parse ``data`` according to ``filename``'s extension.
 
-    ``progress`` receives fractions in [0, 1]: once per page for PDFs, and a
-    final 1.0 for every format. Raises :class:`ParseError` on any failure.
+    ``progress`` receives fractions in (0, 1]: once per page for PDFs, once
+    (1.0) for the other formats. Raises :class:`ParseError` on any failure.
     """
     kind = file_kind(filename)
     if not data:
@@ -98,12 +97,14 @@ def parse_document(
     elif kind == "doc_x":
         pages = _parse_docx(data)
     else:
-        text = _decode_utf8(data)
-        if kind == "json":
-            _validate_json(text)
-        text = normalize_text(text)
+        decoded = _decode_utf8(data)
+        text = normalize_text(decoded)
         if not text.strip():
             raise ParseError("The file is empty")
+        if kind == "json":
+            # Validate before blank lines are collapsed so the reported line
+            # number matches the user's file; the text itself is kept as-is.
+            _validate_json(_NEWLINES_RE.sub("\n", decoded))
         pages = [Page(number=None, text=text)]
 
     if progress is not None and kind != "pdf":  # the PDF loop already reported 1.0
@@ -142,11 +143,15 @@ def _decode_utf8(data: bytes) -> str:
 
 def _validate_json(text: str) -> None:
     try:
-        json.loads(text)
+        # Syntax check only: keep numbers as strings so huge integers (valid
+        # JSON, but over Python's int-conversion limit) don't fail.
+        json.loads(text, parse_int=str, parse_float=str)
     except json.JSONDecodeError as exc:
         raise ParseError(f"The JSON file is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
     except RecursionError as exc:  # absurdly deep nesting
         raise ParseError("The JSON file is not valid JSON: nesting is too deep") from exc
+    except ValueError as exc:  # defensive: any other decoder complaint
+        raise ParseError(f"The JSON file is not valid JSON: {_short_reason(exc)}") from exc
 
 
 # pypdf messages that mean little to users, reworded.
@@ -173,7 +178,7 @@ def _short_reason(exc: BaseException) -> str:
 def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
     # Imported lazily: pypdf is only needed for PDFs and is slow-ish to import.
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, WrongPasswordError
+    from pypdf.errors import FileNotDecryptedError
 
     if b"%PDF-" not in data[:1024]:
         # pypdf would happily "repair" arbitrary bytes; fail early and clearly.
@@ -186,7 +191,7 @@ def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
             # with the empty user password; those are fine to read.
             try:
                 opened = reader.decrypt("")
-            except (DependencyError, FileNotDecryptedError, WrongPasswordError, NotImplementedError) as exc:
+            except Exception as exc:  # wrong password, unsupported cipher, missing crypto lib
                 raise ParseError("The PDF is encrypted") from exc
             if not opened:
                 raise ParseError("The PDF is encrypted")
@@ -237,9 +242,7 @@ def _w(tag: str) -> str:
 
 _P, _TBL, _TR, _TC, _SDT, _SDT_CONTENT = (_w(t) for t in ("p", "tbl", "tr", "tc", "sdt", "sdtContent"))
 _T, _TAB, _BR, _CR, _NB_HYPHEN = (_w(t) for t in ("t", "tab", "br", "cr", "noBreakHyphen"))
-_PPR, _PSTYLE, _PAGE_BREAK_BEFORE, _VAL, _TYPE = (
-    _w(t) for t in ("pPr", "pStyle", "pageBreakBefore", "val", "type")
-)
+_PPR, _PSTYLE, _PAGE_BREAK_BEFORE, _VAL, _TYPE = (_w(t) for t in ("pPr", "pStyle", "pageBreakBefore", "val", "type"))
 _MC_FALLBACK = f"{{{_MC_NS}}}Fallback"
 _PAGE_BREAK = object()  # sentinel yielded in place of text for a page break
 
@@ -278,15 +281,12 @@ class _PageBuilder:
 def _parse_docx(data: bytes) -> list[Page]:
     # Lazy import for the same reason as pypdf.
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(io.BytesIO(data))
         body = document.element.body
         styles_break = _styles_with_page_break_before(document)
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
-    except Exception as exc:  # lxml XMLSyntaxError and friends
+    except Exception as exc:  # BadZipFile, KeyError for missing parts, XMLSyntaxError, ...
         raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
 
     builder = _PageBuilder()
@@ -386,8 +386,10 @@ def _add_paragraph(p: Any, builder: _PageBuilder, styles_break: set[str]) -> Non
 
 
 def _add_table(tbl: Any, builder: _PageBuilder, styles_break: set[str]) -> None:
-    # One line per row, cells separated by " | "; page breaks inside a cell
-    # take effect after the row so rows are never torn apart.
+    # One line per row, cells separated by " | ", the whole table one block.
+    # A page break inside a cell takes effect after its row, so rows are
+    # never torn apart.
+    rows: list[str] = []
     for row in tbl.iterchildren(_TR):
         cells: list[str] = []
         breaks = 0
@@ -396,9 +398,12 @@ def _add_table(tbl: Any, builder: _PageBuilder, styles_break: set[str]) -> None:
             _walk_blocks(cell, sub, styles_break)
             cell_pages = sub.finish()
             breaks += sub.number - 1
-            text = " ".join(" ".join(pg.text.split()) for pg in cell_pages)
-            cells.append(text)
+            cells.append(" ".join(" ".join(pg.text.split()) for pg in cell_pages))
         if any(cells):
-            builder.add(" | ".join(cells))
-        for _ in range(breaks):
-            builder.break_page()
+            rows.append(" | ".join(cells))
+        if breaks:
+            builder.add("\n".join(rows))
+            rows = []
+            for _ in range(breaks):
+                builder.break_page()
+    builder.add("\n".join(rows))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from .porter import fts5_token
+
 # Dropped from queries: they match nearly every chunk, cost the most to rank and add nothing to relevance.
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -25,7 +27,7 @@ STOPWORDS = frozenset(
     when where which while who whom why will with would you your yours yourself yourselves tell please know""".split()
 )
 MAX_QUERY_TERMS = 32
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # FTS5 breaks words at "_" too
 
 
 @dataclass(frozen=True)
@@ -77,18 +79,50 @@ def _file_clause(file_pks: Collection[int] | None) -> tuple[str, list[int]]:
     return f" AND c.file_id IN ({','.join(['%s'] * len(pks))})", pks
 
 
-def _search_sqlite(assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int) -> list[Hit]:
-    # Each term is quoted, so nothing the user types is read as FTS5 query syntax.
-    match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    file_sql, file_params = _file_clause(file_pks)
-    sql = (
-        "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, bm25(assistant_chat_chunk_fts) AS rank "
-        "FROM assistant_chat_chunk_fts JOIN assistant_chat_chunk c ON c.id = assistant_chat_chunk_fts.rowid "
-        f"WHERE assistant_chat_chunk_fts MATCH %s AND c.assistant_id = %s{file_sql} "
-        "ORDER BY rank LIMIT %s"
+# FTS5 computes BM25 row by row, so a query's cost grows with the documents its terms match. Terms are taken
+# rarest first until their document counts add up to this budget (the rarest is always kept): on a small corpus
+# that is every term and the ranking is exact BM25; on a large one the most common terms, whose IDF is lowest,
+# are left out, which keeps a 100k-chunk search in milliseconds and changes only the tail of the ranking.
+POSTINGS_BUDGET = 2000
+ROWID_SHIFT = 40  # FTS rowid = (assistant_id << 40) | chunk_id (migration 0002)
+
+
+def _selective_terms(cursor, terms: list[str]) -> list[str]:
+    tokens = {term: fts5_token(term) for term in terms}
+    placeholders = ",".join(["%s"] * len(tokens))
+    cursor.execute(
+        f"SELECT term, doc FROM assistant_chat_chunk_fts_vocab WHERE term IN ({placeholders})",
+        list(set(tokens.values())),
     )
+    frequency = dict(cursor.fetchall())
+    chosen: list[str] = []
+    postings = 0
+    for term in sorted(terms, key=lambda t: frequency.get(tokens[t], 0)):
+        count = frequency.get(tokens[term], 0)
+        if chosen and postings + count > POSTINGS_BUDGET:
+            break
+        chosen.append(term)
+        postings += count
+    return chosen
+
+
+def _search_sqlite(assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int) -> list[Hit]:
+    low, high = assistant_id << ROWID_SHIFT, ((assistant_id + 1) << ROWID_SHIFT) - 1
+    mask = (1 << ROWID_SHIFT) - 1
+    file_sql, file_params = _file_clause(file_pks)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [match, assistant_id, *file_params, limit])
+        # Each term is quoted, so nothing the user types is read as FTS5 query syntax.
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in _selective_terms(cursor, terms))
+        sql = (
+            "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, m.rank FROM ("
+            "  SELECT rowid AS fts_rowid, bm25(assistant_chat_chunk_fts) AS rank FROM assistant_chat_chunk_fts"
+            "  WHERE assistant_chat_chunk_fts MATCH %s AND rowid BETWEEN %s AND %s"
+            f"  {'' if file_pks is not None else 'ORDER BY rank LIMIT %s'}"
+            f") m JOIN assistant_chat_chunk c ON c.id = (m.fts_rowid & {mask}) WHERE 1=1{file_sql} "
+            "ORDER BY m.rank LIMIT %s"
+        )
+        params = [match, low, high, *([] if file_pks is not None else [limit]), *file_params, limit]
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [_hit(row, -float(row[5])) for row in rows]
 

@@ -1,0 +1,277 @@
+"""Knowledge-base benchmark: ingestion throughput and search latency, SQLite and PostgreSQL, in one run.
+
+    .venv/bin/python bench/knowledge_bench.py                  # both engines, 1k/10k/100k chunks
+    .venv/bin/python bench/knowledge_bench.py --engines sqlite --sizes 1000,10000
+
+Ingestion runs the real pipeline (parse, chunk, index through `services.file_upload`) on generated text files.
+Search is measured on corpora of 1k, 10k and 100k chunks (added with bulk inserts, so that building 100k chunks
+takes seconds; the index triggers and generated columns still fire per row), with and without a metadata
+filter, as `search_chunks` (the index query) and `retrieve` (what the context endpoint and chat call).
+Baseline in the same run: a plain substring scan over the same chunks (`text LIKE %term%` for each term),
+which is what the index saves us from. Each engine runs in its own process on a fresh database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def vocabulary(rng: random.Random, size: int = 30000) -> list[str]:
+    consonants, vowels = "bcdfghklmnprstvz", "aeiou"
+    words = set()
+    while len(words) < size:
+        length = rng.randint(2, 5)
+        words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(length)))
+    return sorted(words)
+
+
+class TextMaker:
+    """Zipf-distributed pseudo-words, so term frequencies look like a real corpus."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.words = vocabulary(self.rng)
+        weights = [1.0 / (rank + 1) for rank in range(len(self.words))]
+        total = sum(weights)
+        self.cumulative = []
+        acc = 0.0
+        for weight in weights:
+            acc += weight / total
+            self.cumulative.append(acc)
+
+    def sample(self, count: int) -> list[str]:
+        return self.rng.choices(self.words, cum_weights=self.cumulative, k=count)
+
+    def sentence(self) -> str:
+        words = self.sample(self.rng.randint(8, 20))
+        return " ".join(words).capitalize() + "."
+
+    def paragraph(self, tokens: int) -> str:
+        out, used = [], 0
+        while used < tokens:
+            sentence = self.sentence()
+            out.append(sentence)
+            used += len(sentence.split()) + 1
+        return " ".join(out)
+
+    def query(self) -> str:
+        # Questions mix frequent and mid-frequency words, like real ones.
+        head = self.rng.sample(self.words[:200], 1)
+        mid = self.rng.sample(self.words[200:5000], self.rng.randint(2, 4))
+        return "what about " + " ".join(head + mid)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    from assistant_chat import services
+    from assistant_chat.knowledge import ingest, retrieval
+    from assistant_chat.knowledge.filters import parse_filter
+    from assistant_chat.knowledge.search import query_terms, search_chunks
+    from assistant_chat.models import Chunk, File
+
+    maker = TextMaker()
+    results: dict = {"engine": engine, "search": []}
+
+    # --- ingestion through the real pipeline ---
+    assistant = services.assistant_create(name="ingest-bench")
+    files = [(f"doc{i}.txt", "\n\n".join(maker.paragraph(120) for _ in range(80)).encode()) for i in range(12)]
+    total_bytes = sum(len(data) for _, data in files)
+    started = time.perf_counter()
+    futures = [
+        services.file_upload(assistant=assistant, name=name, data=data, metadata={"i": i})[2]
+        for i, (name, data) in enumerate(files)
+    ]
+    statuses = [future.result() for future in futures]
+    elapsed = time.perf_counter() - started
+    assert set(statuses) == {"Available"}, statuses
+    results["ingest"] = {
+        "mb": total_bytes / 1e6,
+        "seconds": elapsed,
+        "mb_per_s": total_bytes / 1e6 / elapsed,
+        "chunks": Chunk.objects.filter(assistant=assistant).count(),
+    }
+
+    # --- search at growing corpus sizes ---
+    corpus = services.assistant_create(name="search-bench")
+    chunks_per_file = 100
+    built = 0
+    query_list = [maker.query() for _ in range(queries)]
+    metadata_filter = parse_filter({"group": 3})
+    for size in sizes:
+        while built < size:
+            index = built // chunks_per_file
+            file = File.objects.create(
+                assistant=corpus,
+                name=f"f{index}.txt",
+                kind="text",
+                size=0,
+                status=File.Status.AVAILABLE,
+                percent_done=1.0,
+                metadata={"group": index % 10, "year": 2000 + index % 25},
+            )
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(file=file, assistant=corpus, ordinal=o, text=maker.paragraph(200), pages=[], tokens=230)
+                    for o in range(chunks_per_file)
+                ],
+                batch_size=500,
+            )
+            built += chunks_per_file
+        if engine == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO assistant_chat_chunk_fts(assistant_chat_chunk_fts) VALUES ('optimize')")
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE assistant_chat_chunk")
+        allowed = {f.pk for f in File.objects.filter(assistant=corpus) if metadata_filter.matches(f.metadata)}
+
+        def timed(fn, label: str, sample: list[str]) -> dict:
+            fn(sample[0])  # warm caches
+            times = []
+            for query in sample:
+                t0 = time.perf_counter()
+                fn(query)
+                times.append((time.perf_counter() - t0) * 1000)
+            return {
+                "size": size,
+                "what": label,
+                "p50_ms": statistics.median(times),
+                "p99_ms": percentile(times, 99),
+                "n": len(times),
+            }
+
+        def like_scan(query: str, file_pks=None) -> list:
+            from django.db.models import Q
+
+            condition = Q()
+            for term in query_terms(query):
+                condition |= Q(text__icontains=term)
+            queryset = Chunk.objects.filter(condition, assistant=corpus)
+            if file_pks is not None:
+                queryset = queryset.filter(file_id__in=file_pks)
+            return list(queryset.values_list("id", flat=True)[:32])
+
+        row = [
+            timed(lambda q: search_chunks(assistant_id=corpus.pk, query=q, limit=32), "search", query_list),
+            timed(
+                lambda q: search_chunks(assistant_id=corpus.pk, query=q, file_pks=allowed, limit=32),
+                "search + filter",
+                query_list,
+            ),
+            timed(lambda q: retrieval.retrieve(assistant=corpus, query=q, top_k=16), "retrieve", query_list),
+            timed(
+                lambda q: retrieval.retrieve(assistant=corpus, query=q, metadata_filter=metadata_filter, top_k=16),
+                "retrieve + filter",
+                query_list,
+            ),
+            timed(lambda q: like_scan(q), "baseline LIKE scan", query_list[: max(5, queries // 10)]),
+            timed(lambda q: like_scan(q, allowed), "baseline LIKE scan + filter", query_list[: max(5, queries // 10)]),
+        ]
+        results["search"].extend(row)
+        for item in row:
+            print(
+                f"{engine:8} {size:>7} {item['what']:28} p50 {item['p50_ms']:8.2f} ms  p99 {item['p99_ms']:8.2f} ms",
+                file=sys.stderr,
+            )
+    ingest.shutdown()
+    return results
+
+
+def child(args: argparse.Namespace) -> None:
+    result = run_engine(args.engine, [int(s) for s in args.sizes.split(",")], args.queries)
+    print(json.dumps(result))
+
+
+def parent(args: argparse.Namespace) -> None:
+    reports = []
+    for engine in args.engines.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "INGEST_WORKERS": "2"}
+            env.pop("DATABASE_URL", None)
+            database = None
+            if engine == "postgres":
+                import psycopg
+
+                database = f"chat_bench_{os.getpid()}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+                    conn.execute(f'CREATE DATABASE "{database}"')
+                env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+            try:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", "--engine", engine, "--sizes", args.sizes, "--queries", str(args.queries)],
+                    env=env,
+                    cwd=ROOT,
+                    check=True,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ).stdout
+            finally:
+                if database:
+                    import psycopg
+
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    print_markdown(reports)
+
+
+def print_markdown(reports: list[dict]) -> None:
+    print("\n### Ingestion (real pipeline: parse, chunk, index)\n")
+    print("| engine | MB of text | chunks | seconds | MB/s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for report in reports:
+        ing = report["ingest"]
+        print(f"| {report['engine']} | {ing['mb']:.1f} | {ing['chunks']} | {ing['seconds']:.2f} | {ing['mb_per_s']:.2f} |")
+    print("\n### Search latency (ms, top 32 chunks; retrieve = top 16 snippets with neighbours)\n")
+    print("| engine | chunks | query | p50 | p99 | queries |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    for report in reports:
+        for row in report["search"]:
+            print(
+                f"| {report['engine']} | {row['size']:,} | {row['what']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['n']} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        child(args)
+    else:
+        parent(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Search and retrieval against the real ORM (SQLite FTS5 here; PostgreSQL runs the same through the live API)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant_chat import services
+from assistant_chat.knowledge import ingest, retrieval
+from assistant_chat.knowledge.demo_documents import write_pdf
+from assistant_chat.knowledge.filters import parse_filter
+from assistant_chat.knowledge.search import query_terms, search_chunks
+from assistant_chat.models import Assistant, Chunk, File
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def add(assistant: Assistant, name: str, data: bytes, metadata: dict | None = None) -> File:
+    file, _op, future = services.file_upload(assistant=assistant, name=name, data=data, metadata=metadata or {})
+    assert future.result(timeout=30) == File.Status.AVAILABLE
+    file.refresh_from_db()
+    return file
+
+
+@pytest.fixture
+def library() -> Assistant:
+    assistant = services.assistant_create(name="library")
+    add(assistant, "otters.txt", b"Sea otters use rocks as tools to crack open shellfish.", {"kind": "animal", "year": 2020})
+    add(assistant, "volcano.md", b"# Volcanoes\n\nMagma rises through the crust and erupts as lava.", {"kind": "earth", "year": 2022})
+    add(
+        assistant,
+        "atlas.pdf",
+        write_pdf(["Maps of the Alps and glaciers.", "The Sahara desert has dunes of sand.", "Otters live in rivers too."]),
+        {"kind": "earth", "year": 2023},
+    )
+    yield assistant
+    ingest.shutdown()
+
+
+def test_query_terms_drop_stopwords_and_duplicates() -> None:
+    assert query_terms("What is the role of the otters, the OTTERS?") == ["role", "otters"]
+    assert query_terms("the and of") == ["the", "and", "of"]  # nothing left: keep the words
+    assert query_terms('"; DROP TABLE x; --') == ["drop", "table", "x"]
+
+
+def test_search_ranks_the_matching_chunk_first(library: Assistant) -> None:
+    hits = search_chunks(assistant_id=library.pk, query="how do sea otters crack shellfish")
+    assert hits
+    assert File.objects.get(pk=hits[0].file_pk).name == "otters.txt"
+    assert 0 < hits[0].score < 1
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_search_keeps_pdf_pages(library: Assistant) -> None:
+    hits = search_chunks(assistant_id=library.pk, query="Sahara dunes")
+    assert File.objects.get(pk=hits[0].file_pk).name == "atlas.pdf"
+    assert hits[0].pages == [2]
+
+
+def test_search_stems_words(library: Assistant) -> None:
+    hits = search_chunks(assistant_id=library.pk, query="erupting volcano")
+    assert File.objects.get(pk=hits[0].file_pk).name == "volcano.md"
+
+
+def test_search_is_scoped_to_one_assistant(library: Assistant) -> None:
+    other = services.assistant_create(name="other")
+    add(other, "otters2.txt", b"Otters otters otters everywhere.")
+    names = {File.objects.get(pk=hit.file_pk).name for hit in search_chunks(assistant_id=library.pk, query="otters")}
+    assert names == {"otters.txt", "atlas.pdf"}
+
+
+def test_search_with_empty_file_set_returns_nothing(library: Assistant) -> None:
+    assert search_chunks(assistant_id=library.pk, query="otters", file_pks=[]) == []
+
+
+def test_query_syntax_is_never_interpreted(library: Assistant) -> None:
+    for hostile in ['otters" OR "x', "NEAR(otters volcano)", "otters*", "-otters", "'; DELETE FROM x; --", "(", '"']:
+        search_chunks(assistant_id=library.pk, query=hostile)  # must not raise
+
+
+def test_retrieval_applies_the_metadata_filter(library: Assistant) -> None:
+    snippets = retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"kind": "earth"}))
+    assert [snippet.file.name for snippet in snippets] == ["atlas.pdf"]
+    assert snippets[0].pages == [3]
+    snippets = retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"year": {"$lt": 2021}}))
+    assert [snippet.file.name for snippet in snippets] == ["otters.txt"]
+    assert retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"kind": "none"})) == []
+
+
+def test_retrieval_respects_top_k(library: Assistant) -> None:
+    assert len(retrieval.retrieve(assistant=library, query="otters sahara magma alps", top_k=2)) == 2
+
+
+def test_deleted_file_leaves_the_index(library: Assistant) -> None:
+    file = File.objects.get(name="otters.txt")
+    services.file_delete(file=file)
+    names = {File.objects.get(pk=hit.file_pk).name for hit in search_chunks(assistant_id=library.pk, query="shellfish rocks")}
+    assert "otters.txt" not in names
+    assert not Chunk.objects.filter(file=file).exists()
+
+
+def test_reprocess_rebuilds_chunks(library: Assistant) -> None:
+    file = File.objects.get(name="volcano.md")
+    before = list(file.chunks.values_list("text", flat=True))
+    assert services.file_reprocess(file=file).result(timeout=30) == File.Status.AVAILABLE
+    assert list(file.chunks.values_list("text", flat=True)) == before
+    hits = search_chunks(assistant_id=library.pk, query="magma")
+    assert File.objects.get(pk=hits[0].file_pk).name == "volcano.md"
+
+
+def test_ingestion_progress_reaches_done(library: Assistant) -> None:
+    assert set(File.objects.values_list("percent_done", flat=True)) == {1.0}

@@ -131,21 +131,55 @@ class ChunkInline(admin.TabularInline):
 @admin.register(File)
 class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
     form = FileUploadForm
-    list_display = ("name", "assistant", "status_display", "progress", "kind", "size_display", "metadata_display", "updated_on")
+    list_display = (
+        "name",
+        "assistant",
+        "status_display",
+        "progress",
+        "kind",
+        "size_display",
+        "metadata_display",
+        "updated_on",
+    )
     list_filter = ("status", "kind", "assistant")
     search_fields = ("name", "file_id")
     list_select_related = ("assistant",)
-    readonly_fields = ("file_id", "name", "kind", "size", "status", "progress", "error_message", "content_hash", "created_on", "updated_on")
+    readonly_fields = (
+        "file_id",
+        "name",
+        "kind",
+        "size",
+        "status",
+        "progress",
+        "error_message",
+        "content_hash",
+        "created_on",
+        "updated_on",
+    )
     actions = ["reprocess"]
     inlines = [ChunkInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[File]:
         return super().get_queryset(request).exclude(status=File.Status.DELETING)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ["assistant", "upload", "metadata"]
-        return ["assistant", "file_id", "name", "kind", "size", "status", "progress", "error_message", "metadata", "upload", "content_hash", "created_on", "updated_on"]
+        return [
+            "assistant",
+            "file_id",
+            "name",
+            "kind",
+            "size",
+            "status",
+            "progress",
+            "error_message",
+            "metadata",
+            "upload",
+            "content_hash",
+            "created_on",
+            "updated_on",
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*self.readonly_fields, "assistant") if obj else ()
@@ -158,7 +192,9 @@ class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
 
     @admin.display(description="done", ordering="percent_done")
     def progress(self, file: File) -> SafeString:
-        return format_html('<progress max="100" value="{}"></progress> {}%', int(file.percent_done * 100), int(file.percent_done * 100))
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}%', int(file.percent_done * 100), int(file.percent_done * 100)
+        )
 
     @admin.display(description="size", ordering="size")
     def size_display(self, file: File) -> str:
@@ -166,7 +202,9 @@ class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
 
     @admin.display(description="metadata")
     def metadata_display(self, file: File) -> SafeString:
-        return format_html_join(" ", "<code>{}={}</code>", ((k, json.dumps(v)) for k, v in (file.metadata or {}).items()))
+        return format_html_join(
+            " ", "<code>{}={}</code>", ((k, json.dumps(v)) for k, v in (file.metadata or {}).items())
+        )
 
     def save_model(self, request: HttpRequest, obj: File, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data.get("upload_bytes")
@@ -205,7 +243,15 @@ class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
 
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
-    list_display = ("operation_id", "assistant", "operation_type", "file_id", "status", "percent_complete", "created_on")
+    list_display = (
+        "operation_id",
+        "assistant",
+        "operation_type",
+        "file_id",
+        "status",
+        "percent_complete",
+        "created_on",
+    )
     list_filter = ("operation_type", "status", "assistant")
     readonly_fields = [f.name for f in Operation._meta.fields]
 
@@ -249,5 +295,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj._state.db = key._state.db
         messages.warning(
             request,
-            format_html("The new API key is <code>{}</code>. Copy it now: it is stored hashed and cannot be shown again.", raw_key),
+            format_html(
+                "The new API key is <code>{}</code>. Copy it now: it is stored hashed and cannot be shown again.",
+                raw_key,
+            ),
         )

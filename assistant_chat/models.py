@@ -138,6 +138,9 @@ class FileBlob(models.Model):
     file = models.OneToOneField(File, on_delete=models.CASCADE, primary_key=True, related_name="blob")
     data = models.BinaryField()
 
+    def __str__(self) -> str:
+        return f"bytes of file {self.file_id}"
+
 
 class Chunk(models.Model):
     file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="chunks")
@@ -186,6 +189,9 @@ class Operation(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(percent_complete__lte=100), name="operation_percent_range"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id} {self.operation_type} {self.status}"
 
 
 class ApiKey(models.Model):

@@ -24,8 +24,8 @@ from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import ParseError, file_kind
 from .models import (
     FILE_ID_RE,
-    Assistant,
     ApiKey,
+    Assistant,
     Chunk,
     File,
     FileBlob,
@@ -63,9 +63,7 @@ def _check_assistant_metadata(metadata: Any) -> dict:
     return metadata
 
 
-def assistant_create(
-    *, name: Any, instructions: Any = None, metadata: Any = None, region: Any = "us"
-) -> Assistant:
+def assistant_create(*, name: Any, instructions: Any = None, metadata: Any = None, region: Any = "us") -> Assistant:
     """Create a Ready assistant. A name held by a Terminating tombstone is freed first."""
     if not isinstance(name, str) or not name:
         raise errors.InvalidArgument("name is required")
@@ -135,9 +133,7 @@ def _check_upload(name: Any, data: bytes) -> str:
         raise errors.InvalidArgument(f"Invalid file type for upload: {exc}") from None
     limit = settings.FILE_MAX_BYTES
     if len(data) > limit:
-        raise errors.PayloadTooLarge(
-            f"File {name} is {_mb(len(data))}; the largest file accepted is {_mb(limit)}"
-        )
+        raise errors.PayloadTooLarge(f"File {name} is {_mb(len(data))}; the largest file accepted is {_mb(limit)}")
     if not data:
         raise errors.InvalidArgument(f"File {name} is empty")
     return kind

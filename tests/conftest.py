@@ -7,15 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import servers
-
-
-def require(reason: str | None) -> None:
-    """Skip with `reason` on a machine without the service; in CI a missing service is a failure."""
-    if reason is None:
-        return
-    if servers.IN_CI:
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
+from tests.support.servers import require
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,9 @@ def update_assistant(request: HttpRequest, key: ApiKey, name: str) -> HttpRespon
     body = json_body(request)
     unknown = set(body) - {"instructions", "metadata"}
     if unknown:
-        raise errors.InvalidArgument(f"Unknown field(s) {', '.join(sorted(unknown))}: only instructions and metadata can change")
+        raise errors.InvalidArgument(
+            f"Unknown field(s) {', '.join(sorted(unknown))}: only instructions and metadata can change"
+        )
     if not body:
         raise errors.InvalidArgument("No updates provided")
     kwargs = {field: body[field] for field in ("instructions", "metadata") if field in body}

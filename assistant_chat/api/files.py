@@ -7,6 +7,7 @@ one sight of the `Deleting` tombstone (shared/reference/pinecone-assistant-api.m
 from __future__ import annotations
 
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -19,7 +20,7 @@ from .http import api_view, error_response, query_int, uses_operations
 from .requests import parse_metadata_filter
 from .shapes import SIGNED_URL_SALT, file_json, operation_json, pagination_json
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     File.Kind.TEXT: "text/plain; charset=utf-8",
     File.Kind.MARKDOWN: "text/markdown; charset=utf-8",
     File.Kind.JSON: "application/json",
@@ -35,6 +36,8 @@ def _read_upload(request: HttpRequest) -> tuple[str, bytes, object, bool]:
         raise errors.PayloadTooLarge(
             f"The upload is {declared / 1048576:.1f} MB; the largest file accepted is {limit / 1048576:.1f} MB"
         )
+    form: Any
+    files: Any
     if request.method == "POST":
         form, files = request.POST, request.FILES
     elif request.content_type == "multipart/form-data":
@@ -138,9 +141,11 @@ def download_file(request: HttpRequest, token: str) -> HttpResponse:
         return error_response(403, "PERMISSION_DENIED", "This signed URL has expired; describe the file again")
     except signing.BadSignature:
         return error_response(403, "PERMISSION_DENIED", "This signed URL is not valid")
-    file = File.objects.filter(pk=claims.get("f"), content_hash=claims.get("h")).exclude(
-        status=File.Status.DELETING
-    ).first()
+    file = (
+        File.objects.filter(pk=claims.get("f"), content_hash=claims.get("h"))
+        .exclude(status=File.Status.DELETING)
+        .first()
+    )
     blob = FileBlob.objects.filter(file=file).first() if file else None
     if file is None or blob is None:
         return error_response(404, "NOT_FOUND", "The file no longer exists")

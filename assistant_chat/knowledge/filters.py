@@ -44,10 +44,7 @@ _FIELD_OPS: Final = (
 )
 _LOGICAL_OPS: Final = ("$and", "$or")
 _ORDER_OPS: Final = ("$gt", "$gte", "$lt", "$lte")
-_VALUE_HINT: Final = (
-    "a field's value must be a string, number, boolean"
-    ' or an operator object like {"$eq": ...}'
-)
+_VALUE_HINT: Final = 'a field\'s value must be a string, number, boolean or an operator object like {"$eq": ...}'
 
 
 class FilterError(ValueError):
@@ -85,11 +82,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         if _as_float(value) is not None:
             return "a number"
-        return (
-            "an out-of-range number"
-            if isinstance(value, int)
-            else "a non-finite number"
-        )
+        return "an out-of-range number" if isinstance(value, int) else "a non-finite number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, (list, tuple)):
@@ -125,14 +118,9 @@ def _load_json(text: str, error: type[ValueError], what: str) -> Any:
         return result
 
     try:
-        return json.loads(
-            text, parse_constant=reject_constant, object_pairs_hook=unique_object
-        )
+        return json.loads(text, parse_constant=reject_constant, object_pairs_hook=unique_object)
     except json.JSONDecodeError as exc:
-        raise error(
-            f"{what} is not valid JSON: {exc.msg}"
-            f" (line {exc.lineno}, column {exc.colno})"
-        ) from None
+        raise error(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise error(f"{what} is not valid JSON: it is nested too deeply") from None
 
@@ -175,9 +163,7 @@ class _Condition:
         if op == "$in":
             return any(_same(item, wanted) for item in items for wanted in self.value)
         if op == "$nin":
-            return not any(
-                _same(item, wanted) for item in items for wanted in self.value
-            )
+            return not any(_same(item, wanted) for item in items for wanted in self.value)
         # Ordering: only a single number can compare; anything else is simply no match.
         number = _as_float(actual)
         if number is None:
@@ -308,10 +294,7 @@ def _parse_group(data: Mapping[Any, Any], depth: int) -> _Group:
         if key in _LOGICAL_OPS:
             clauses.append(_parse_logical(key, value, depth))
         elif key in _FIELD_OPS:
-            raise FilterError(
-                f'Operator "{key}" must be applied to a field,'
-                f' e.g. {{"genre": {{"{key}": ...}}}}'
-            )
+            raise FilterError(f'Operator "{key}" must be applied to a field, e.g. {{"genre": {{"{key}": ...}}}}')
         elif key.startswith("$"):
             raise FilterError(f'Field names cannot start with "$": "{key}"')
         elif not key:
@@ -323,22 +306,14 @@ def _parse_group(data: Mapping[Any, Any], depth: int) -> _Group:
 
 def _parse_logical(op: str, value: Any, depth: int) -> _LogicalClause:
     if depth + 1 > MAX_FILTER_DEPTH:
-        raise FilterError(
-            "Filter is nested too deeply: at most"
-            f' {MAX_FILTER_DEPTH} levels of "$and"/"$or" are allowed'
-        )
+        raise FilterError(f'Filter is nested too deeply: at most {MAX_FILTER_DEPTH} levels of "$and"/"$or" are allowed')
     if not isinstance(value, (list, tuple)) or not value:
-        raise FilterError(
-            f'"{op}" needs a non-empty list of filters (got {_describe(value)})'
-        )
+        raise FilterError(f'"{op}" needs a non-empty list of filters (got {_describe(value)})')
     children: list[_Group] = []
     for index, item in enumerate(value, start=1):
         if not isinstance(item, Mapping) or not item:
             # An empty object would make "$or" always true: almost surely a mistake.
-            raise FilterError(
-                f'"{op}" needs a non-empty list of filters'
-                f" (item {index} is {_describe(item)})"
-            )
+            raise FilterError(f'"{op}" needs a non-empty list of filters (item {index} is {_describe(item)})')
         children.append(_parse_group(item, depth + 1))
     return _LogicalClause("$and" if op == "$and" else "$or", tuple(children))
 
@@ -354,10 +329,7 @@ def _null_error(name: str, op: str) -> FilterError:
 def _parse_field(name: str, value: Any) -> _FieldClause:
     if isinstance(value, Mapping):
         if not value:
-            raise FilterError(
-                f'Empty operator object at "{name}":'
-                ' use e.g. {"$eq": ...} or {"$exists": true}'
-            )
+            raise FilterError(f'Empty operator object at "{name}": use e.g. {{"$eq": ...}} or {{"$exists": true}}')
         for key in value:
             if not (isinstance(key, str) and key.startswith("$")):
                 # {"metadata": {"version": "v1"}}: Pinecone ignores it; we refuse.
@@ -375,9 +347,7 @@ def _parse_field(name: str, value: Any) -> _FieldClause:
             ' (use {"$in": [...]} to match any of several values)'
         )
     if not _is_scalar(value):
-        raise FilterError(
-            f'Invalid value at "{name}": {_VALUE_HINT}, not {_describe(value)}'
-        )
+        raise FilterError(f'Invalid value at "{name}": {_VALUE_HINT}, not {_describe(value)}')
     return _FieldClause(name, (_Condition("$eq", value),))
 
 
@@ -395,9 +365,7 @@ def _parse_condition(name: str, op: str, arg: Any) -> _Condition:
         if arg is None:
             raise _null_error(name, op)
         if not _is_scalar(arg):
-            raise FilterError(
-                f'"{op}" at "{name}" needs a string, number or boolean {got}'
-            )
+            raise FilterError(f'"{op}" at "{name}" needs a string, number or boolean {got}')
         return _Condition(op, arg)
     if op in _ORDER_OPS:
         if _as_float(arg) is None:
@@ -425,9 +393,7 @@ def _check_text(text: str, key: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise MetadataError(
-            f'Metadata key "{key}" contains text that is not valid Unicode'
-        ) from None
+        raise MetadataError(f'Metadata key "{key}" contains text that is not valid Unicode') from None
 
 
 def validate_metadata(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -460,23 +426,17 @@ def validate_metadata(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
         _check_text(key, key)
         clean[key] = _clean_value(key, value)
 
-    size = len(
-        json.dumps(clean, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    )
+    size = len(json.dumps(clean, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise MetadataError(
-            f"Metadata is {size} bytes when serialized as JSON;"
-            f" the limit is {MAX_METADATA_BYTES} bytes (16 KB)"
+            f"Metadata is {size} bytes when serialized as JSON; the limit is {MAX_METADATA_BYTES} bytes (16 KB)"
         )
     return clean
 
 
 def _clean_value(key: str, value: Any) -> Any:
     if value is None:
-        raise MetadataError(
-            f'Metadata key "{key}" is null:'
-            " null values are not supported, remove the key instead"
-        )
+        raise MetadataError(f'Metadata key "{key}" is null: null values are not supported, remove the key instead')
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -484,16 +444,13 @@ def _clean_value(key: str, value: Any) -> Any:
         return value
     if isinstance(value, (int, float)):
         if _as_float(value) is None:
-            raise MetadataError(
-                f'Metadata key "{key}" must be a finite number (got {_describe(value)})'
-            )
+            raise MetadataError(f'Metadata key "{key}" must be a finite number (got {_describe(value)})')
         return value
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value, start=1):
             if not isinstance(item, str):
                 raise MetadataError(
-                    f'Metadata key "{key}" must be a list of strings'
-                    f" (item {index} is {_describe(item)})"
+                    f'Metadata key "{key}" must be a list of strings (item {index} is {_describe(item)})'
                 )
             _check_text(item, key)
         return list(value)

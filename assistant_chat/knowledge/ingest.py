@@ -131,7 +131,9 @@ def _finish(file_pk: int, status: str, error: str, progress: Callable[[float], N
 def _mark_done(file_pk: int, status: str, error: str) -> None:
     now = timezone.now()
     File.objects.filter(pk=file_pk).update(
-        status=status, error_message=error, percent_done=1.0 if status == File.Status.AVAILABLE else 0.0,
+        status=status,
+        error_message=error,
+        percent_done=1.0 if status == File.Status.AVAILABLE else 0.0,
         updated_on=now,
     )
     file = File.objects.only("assistant_id", "file_id").get(pk=file_pk)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+
 from ..models import Assistant, Chunk, File
 from .filters import MetadataFilter
 from .search import search_chunks
@@ -57,12 +59,16 @@ def retrieve(
     hits = [hit for hit in hits if hit.file_pk in files]
     if not hits:
         return []
-    neighbours = _neighbours(hits)
+    # Neighbours of the first top_k hits cover nearly every answer; later hits (needed only when earlier ones
+    # merged into one snippet) fetch theirs on demand.
+    neighbours = _neighbours(hits[:top_k])
     snippets: list[Snippet] = []
     covered: set[tuple[int, int]] = set()
-    for hit in hits:
+    for index, hit in enumerate(hits):
         if (hit.file_pk, hit.ordinal) in covered:
             continue
+        if index >= top_k:
+            neighbours.update(_neighbours([hit]))
         snippet = _grow(hit.file_pk, hit.ordinal, hit.text, hit.pages, neighbours, snippet_size)
         covered.update((hit.file_pk, ordinal) for ordinal in snippet[0])
         ordinals, text, pages, tokens = snippet
@@ -75,18 +81,19 @@ def retrieve(
 
 
 def _neighbours(hits: list) -> dict[tuple[int, int], Chunk]:
+    """Every hit's chunk and its neighbours, in one query."""
     wanted: dict[int, set[int]] = {}
     for hit in hits:
         wanted.setdefault(hit.file_pk, set()).update(
             range(max(hit.ordinal - NEIGHBOUR_RADIUS, 0), hit.ordinal + NEIGHBOUR_RADIUS + 1)
         )
-    chunks: dict[tuple[int, int], Chunk] = {}
+    condition = Q()
     for file_pk, ordinals in wanted.items():
-        for chunk in Chunk.objects.filter(file_id=file_pk, ordinal__in=ordinals).only(
-            "file_id", "ordinal", "text", "pages", "tokens"
-        ):
-            chunks[(file_pk, chunk.ordinal)] = chunk
-    return chunks
+        condition |= Q(file_id=file_pk, ordinal__in=sorted(ordinals))
+    return {
+        (chunk.file_id, chunk.ordinal): chunk
+        for chunk in Chunk.objects.filter(condition).only("file_id", "ordinal", "text", "pages", "tokens")
+    }
 
 
 def _grow(
@@ -126,9 +133,15 @@ def _join_overlapping(texts: list[str]) -> str:
     return result
 
 
-def _overlap_length(left: str, right: str, longest: int = 400) -> int:
-    window = min(len(left), len(right), longest)
-    for size in range(window, 15, -1):
-        if left.endswith(right[:size]):
-            return size
+def _overlap_length(left: str, right: str, longest: int = 400, probe: int = 16) -> int:
+    """Length of the longest suffix of `left` that is a prefix of `right` (at least `probe` characters)."""
+    if len(right) < probe:
+        return 0
+    tail = left[-longest:]
+    head = right[:probe]
+    start = tail.find(head)
+    while start != -1:
+        if right.startswith(tail[start:]):
+            return len(tail) - start
+        start = tail.find(head, start + 1)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -84,22 +85,29 @@ def _file_clause(file_pks: Collection[int] | None) -> tuple[str, list[int]]:
 # that is every term and the ranking is exact BM25; on a large one the most common terms, whose IDF is lowest,
 # are left out, which keeps a 100k-chunk search in milliseconds and changes only the tail of the ranking.
 POSTINGS_BUDGET = 2000
+# PostgreSQL reads and ranks each candidate's tsvector (about 10 µs a row), so it gets a smaller budget.
+PG_POSTINGS_BUDGET = 600
 ROWID_SHIFT = 40  # FTS rowid = (assistant_id << 40) | chunk_id (migration 0002)
 
 
 def _selective_terms(cursor, terms: list[str]) -> list[str]:
     tokens = {term: fts5_token(term) for term in terms}
-    placeholders = ",".join(["%s"] * len(tokens))
+    distinct = sorted(set(tokens.values()))
     cursor.execute(
-        f"SELECT term, doc FROM assistant_chat_chunk_fts_vocab WHERE term IN ({placeholders})",
-        list(set(tokens.values())),
+        f"SELECT term, doc FROM assistant_chat_chunk_fts_vocab WHERE term IN ({','.join(['%s'] * len(distinct))})",
+        distinct,
     )
     frequency = dict(cursor.fetchall())
+    return _within_budget(terms, {term: frequency.get(tokens[term], 0) for term in terms})
+
+
+def _within_budget(terms: list[str], frequency: dict[str, float], budget: float = POSTINGS_BUDGET) -> list[str]:
+    """Rarest terms first, until their document counts exceed the budget; the rarest is always kept."""
     chosen: list[str] = []
-    postings = 0
-    for term in sorted(terms, key=lambda t: frequency.get(tokens[t], 0)):
-        count = frequency.get(tokens[term], 0)
-        if chosen and postings + count > POSTINGS_BUDGET:
+    postings = 0.0
+    for term in sorted(terms, key=lambda t: frequency.get(t, 0)):
+        count = frequency.get(term, 0)
+        if chosen and postings + count > budget:
             break
         chosen.append(term)
         postings += count
@@ -121,28 +129,68 @@ def _search_sqlite(assistant_id: int, terms: list[str], file_pks: Collection[int
             f") m JOIN assistant_chat_chunk c ON c.id = (m.fts_rowid & {mask}) WHERE 1=1{file_sql} "
             "ORDER BY m.rank LIMIT %s"
         )
-        params = [match, low, high, *([] if file_pks is not None else [limit]), *file_params, limit]
+        params: list[str | int] = [match, low, high, *([] if file_pks is not None else [limit]), *file_params, limit]
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [_hit(row, -float(row[5])) for row in rows]
 
 
-def _search_postgresql(
-    assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int
-) -> list[Hit]:
-    # Terms are \w+ only, so they carry no tsquery operators; '|' makes any term enough to match.
-    tsquery = " | ".join(terms)
+# PostgreSQL keeps the most common lexemes of the tsvector column and their frequencies in pg_stats (refreshed
+# by autovacuum's ANALYZE); a lexeme missing from that list is rare. Read once a minute per process.
+_PG_STATS_TTL = 60.0
+_pg_stats: dict[str, float] = {}
+_pg_stats_read_at = -_PG_STATS_TTL
+_pg_rows = 0.0
+_pg_unlisted = 0.0
+
+
+def _pg_common_lexemes(cursor) -> tuple[dict[str, float], float, float]:
+    """Lexeme frequencies (fraction of rows), the frequency to assume for a lexeme not listed, and the row count."""
+    global _pg_stats, _pg_stats_read_at, _pg_rows, _pg_unlisted
+    now = time.monotonic()
+    if now - _pg_stats_read_at >= _PG_STATS_TTL:
+        cursor.execute(
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = c.relname AND s.attname = 'search_vector' "
+            "WHERE c.relname = 'assistant_chat_chunk'"
+        )
+        row = cursor.fetchone()
+        elems, freqs, rows = row if row else (None, None, 0)
+        elems, freqs = elems or [], freqs or []
+        _pg_stats = dict(zip(elems, freqs, strict=False))
+        # After the per-lexeme values PostgreSQL stores the minimum listed frequency: unlisted ones are rarer.
+        _pg_unlisted = float(freqs[len(elems)]) / 2 if len(freqs) > len(elems) else 0.0
+        _pg_rows = max(float(rows or 0), 0.0)
+        _pg_stats_read_at = now
+    return _pg_stats, _pg_unlisted, _pg_rows
+
+
+def _search_postgresql(assistant_id: int, terms: list[str], file_pks: Collection[int] | None, limit: int) -> list[Hit]:
     file_sql, file_params = _file_clause(file_pks)
-    sql = (
-        "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, ts_rank_cd(c.search_vector, q, 1) AS rank "
-        "FROM assistant_chat_chunk c, to_tsquery('english', %s) q "
-        f"WHERE c.search_vector @@ q AND c.assistant_id = %s{file_sql} "
-        "ORDER BY rank DESC, c.id LIMIT %s"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tsquery, assistant_id, *file_params, limit])
-        rows = cursor.fetchall()
-    return [_hit(row, float(row[5]) * 10.0) for row in rows]
+        common, unlisted, rows = _pg_common_lexemes(cursor)
+        if common:
+            cursor.execute(
+                "SELECT term, coalesce(array_to_string(tsvector_to_array(to_tsvector('english', term)), ' '), '') "
+                "FROM unnest(%s::text[]) AS term",
+                [terms],
+            )
+            lexemes = {term: words.split() for term, words in cursor.fetchall()}
+            frequency = {
+                term: max((common.get(lexeme, unlisted) for lexeme in lexemes.get(term, [])), default=0.0) * rows
+                for term in terms
+            }
+            terms = _within_budget(terms, frequency, PG_POSTINGS_BUDGET)
+        # Terms are letters and digits only, so they carry no tsquery operators; '|' makes any term enough.
+        sql = (
+            "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, ts_rank_cd(c.search_vector, q, 1) AS rank "
+            "FROM assistant_chat_chunk c, to_tsquery('english', %s) q "
+            f"WHERE c.search_vector @@ q AND c.assistant_id = %s{file_sql} "
+            "ORDER BY rank DESC, c.id LIMIT %s"
+        )
+        cursor.execute(sql, [" | ".join(terms), assistant_id, *file_params, limit])
+        found = cursor.fetchall()
+    return [_hit(row, float(row[5]) * 10.0) for row in found]
 
 
 def _hit(row: tuple, raw_score: float) -> Hit:
@@ -157,3 +205,9 @@ def _hit(row: tuple, raw_score: float) -> Hit:
         pages=list(pages or []),
         score=_normalise(raw_score),
     )
+
+
+def forget_statistics() -> None:
+    """Drop the cached PostgreSQL lexeme statistics (after an ANALYZE, so the next search reads them afresh)."""
+    global _pg_stats_read_at
+    _pg_stats_read_at = -_PG_STATS_TTL

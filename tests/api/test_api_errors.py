@@ -97,7 +97,9 @@ def test_scoped_key_cannot_read_another_assistants_files(client: Client, key: st
     ):
         assert_error(client.get(path, HTTP_API_KEY=scoped_key), 403, "PERMISSION_DENIED", '"books"')
     response = client.post(
-        "/assistant/chat/books/context", json.dumps({"query": "launch code"}), content_type="application/json",
+        "/assistant/chat/books/context",
+        json.dumps({"query": "launch code"}),
+        content_type="application/json",
         HTTP_API_KEY=scoped_key,
     )
     assert_error(response, 403, "PERMISSION_DENIED", '"books"')
@@ -283,7 +285,9 @@ def test_bad_pagination_token(api: Callable[..., Any], assistant: Assistant) -> 
 def test_upload_shapes_per_version(client: Client, key: str, assistant: Assistant) -> None:
     old = upload(client, key, "a.txt", b"alpha", headers=OLD)
     assert old.status_code == 200
-    assert {"id", "name", "status", "percent_done", "error_message", "multimodal", "size", "signed_url"} <= set(old.json())
+    assert {"id", "name", "status", "percent_done", "error_message", "multimodal", "size", "signed_url"} <= set(
+        old.json()
+    )
     new = upload(client, key, "b.txt", b"beta", headers=NEW)
     assert new.status_code == 202
     assert new.json()["operation_type"] == "upload_file"
@@ -295,10 +299,16 @@ def test_upsert_replaces_content_and_metadata(client: Client, key: str, assistan
     from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
     def put(data: bytes, metadata: dict) -> Any:
-        body = encode_multipart(BOUNDARY, {"file": SimpleUploadedFile("doc.txt", data), "metadata": json.dumps(metadata)})
+        body = encode_multipart(
+            BOUNDARY, {"file": SimpleUploadedFile("doc.txt", data), "metadata": json.dumps(metadata)}
+        )
         return client.generic(
-            "PUT", "/assistant/files/books/my-doc", body, content_type=MULTIPART_CONTENT,
-            HTTP_API_KEY=key, **NEW,
+            "PUT",
+            "/assistant/files/books/my-doc",
+            body,
+            content_type=MULTIPART_CONTENT,
+            HTTP_API_KEY=key,
+            **NEW,
         )
 
     first = put(b"version one talks about otters", {"v": 1})

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from assistant_chat.knowledge.demo_documents import write_pdf
-from tests.conftest import require
 from tests.support.sdk_venvs import SdkVenvError, sdk_python
-from tests.support.servers import LiveServer
+from tests.support.servers import LiveServer, require
 
 pytestmark = pytest.mark.live
 

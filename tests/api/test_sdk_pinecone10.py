@@ -44,8 +44,12 @@ def test_full_flow(live_server_any: LiveServer, tmp_path: Path) -> None:
     assert assistant.host == live_server_any.url
 
     paths = make_files(tmp_path)
-    pdf = assistant.upload_file(file_path=str(paths["falconry.pdf"]), metadata={"topic": "birds", "year": 2024}, timeout=60)
-    txt = assistant.upload_file(file_path=str(paths["teapots.txt"]), metadata={"topic": "tea", "year": 2019}, timeout=60)
+    pdf = assistant.upload_file(
+        file_path=str(paths["falconry.pdf"]), metadata={"topic": "birds", "year": 2024}, timeout=60
+    )
+    txt = assistant.upload_file(
+        file_path=str(paths["teapots.txt"]), metadata={"topic": "tea", "year": 2019}, timeout=60
+    )
     md = assistant.upload_file(file_path=str(paths["kites.md"]), metadata={"topic": "toys", "year": 2021}, timeout=60)
     assert {pdf.status, txt.status, md.status} == {"Available"}
     assert pdf.size == paths["falconry.pdf"].stat().st_size

@@ -149,9 +149,7 @@ def test_logical_operators(raw: dict[str, Any], expected: bool) -> None:
     ],
 )
 @pytest.mark.parametrize("metadata", [{}, None, {"author": None}])
-def test_missing_field(
-    condition: dict[str, Any], expected: bool, metadata: dict[str, Any] | None
-) -> None:
+def test_missing_field(condition: dict[str, Any], expected: bool, metadata: dict[str, Any] | None) -> None:
     assert matches({"author": condition}, metadata) is expected
 
 
@@ -217,9 +215,7 @@ def test_empty_list_metadata_is_present_but_matches_nothing() -> None:
         ({"flag": "true"}, {"flag": True}, False),
     ],
 )
-def test_value_types(
-    raw: dict[str, Any], metadata: dict[str, Any], expected: bool
-) -> None:
+def test_value_types(raw: dict[str, Any], metadata: dict[str, Any], expected: bool) -> None:
     assert matches(raw, metadata) is expected
 
 
@@ -354,8 +350,7 @@ def test_absurdly_deep_json_is_a_filter_error() -> None:
             {"metadata": {"version": "v1"}},
             [
                 '"metadata"',
-                "a field's value must be a string, number, boolean"
-                ' or an operator object like {"$eq": ...}',
+                'a field\'s value must be a string, number, boolean or an operator object like {"$eq": ...}',
                 '"version"',
             ],
         ),

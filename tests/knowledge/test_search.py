@@ -24,12 +24,24 @@ def add(assistant: Assistant, name: str, data: bytes, metadata: dict | None = No
 @pytest.fixture
 def library() -> Assistant:
     assistant = services.assistant_create(name="library")
-    add(assistant, "otters.txt", b"Sea otters use rocks as tools to crack open shellfish.", {"kind": "animal", "year": 2020})
-    add(assistant, "volcano.md", b"# Volcanoes\n\nMagma rises through the crust and erupts as lava.", {"kind": "earth", "year": 2022})
+    add(
+        assistant,
+        "otters.txt",
+        b"Sea otters use rocks as tools to crack open shellfish.",
+        {"kind": "animal", "year": 2020},
+    )
+    add(
+        assistant,
+        "volcano.md",
+        b"# Volcanoes\n\nMagma rises through the crust and erupts as lava.",
+        {"kind": "earth", "year": 2022},
+    )
     add(
         assistant,
         "atlas.pdf",
-        write_pdf(["Maps of the Alps and glaciers.", "The Sahara desert has dunes of sand.", "Otters live in rivers too."]),
+        write_pdf(
+            ["Maps of the Alps and glaciers.", "The Sahara desert has dunes of sand.", "Otters live in rivers too."]
+        ),
         {"kind": "earth", "year": 2023},
     )
     yield assistant
@@ -81,7 +93,9 @@ def test_retrieval_applies_the_metadata_filter(library: Assistant) -> None:
     snippets = retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"kind": "earth"}))
     assert [snippet.file.name for snippet in snippets] == ["atlas.pdf"]
     assert snippets[0].pages == [3]
-    snippets = retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"year": {"$lt": 2021}}))
+    snippets = retrieval.retrieve(
+        assistant=library, query="otters", metadata_filter=parse_filter({"year": {"$lt": 2021}})
+    )
     assert [snippet.file.name for snippet in snippets] == ["otters.txt"]
     assert retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"kind": "none"})) == []
 
@@ -93,7 +107,9 @@ def test_retrieval_respects_top_k(library: Assistant) -> None:
 def test_deleted_file_leaves_the_index(library: Assistant) -> None:
     file = File.objects.get(name="otters.txt")
     services.file_delete(file=file)
-    names = {File.objects.get(pk=hit.file_pk).name for hit in search_chunks(assistant_id=library.pk, query="shellfish rocks")}
+    names = {
+        File.objects.get(pk=hit.file_pk).name for hit in search_chunks(assistant_id=library.pk, query="shellfish rocks")
+    }
     assert "otters.txt" not in names
     assert not Chunk.objects.filter(file=file).exists()
 

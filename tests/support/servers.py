@@ -23,6 +23,17 @@ REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def require(reason: str | None) -> None:
+    """Skip with `reason` on a machine without the service; in CI a missing service is a failure."""
+    import pytest
+
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,7 +116,9 @@ def start_server(tmp_dir: Path, *, database_url: str = "", extra_env: dict[str, 
     }
     if "REDIS_URL" not in (extra_env or {}):
         env.pop("REDIS_URL", None)  # the embedded default unless a test asks for Redis
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     log_path = tmp_dir / f"daphne-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],

@@ -19,7 +19,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default="command line", help="A label for the key, shown in the admin.")
         parser.add_argument(
-            "--assistant", action="append", default=[], metavar="NAME", help="Limit the key to this assistant (repeatable)."
+            "--assistant",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Limit the key to this assistant (repeatable).",
         )
         parser.add_argument("--quiet", action="store_true", help="Print the key alone, for scripts.")
 

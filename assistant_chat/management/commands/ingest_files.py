@@ -24,7 +24,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("assistant", help="Name of the assistant; created if missing with --create.")
         parser.add_argument("paths", nargs="+", help="Files or folders (folders are walked recursively).")
-        parser.add_argument("--metadata", default=None, help='Metadata for every file, e.g. \'{"resource": "handbook"}\'.')
+        parser.add_argument(
+            "--metadata", default=None, help='Metadata for every file, e.g. \'{"resource": "handbook"}\'.'
+        )
         parser.add_argument("--create", action="store_true", help="Create the assistant if it does not exist.")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -31,3 +31,12 @@ def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.
 def live_server_any(request: pytest.FixtureRequest) -> servers.LiveServer:
     """The same test against the embedded default and the scaled-out database."""
     return request.getfixturevalue(f"live_{request.param}")
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings) -> None:
+    """Pages render without a collectstatic manifest in tests (the live servers set STATIC_MANIFEST=false)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -63,6 +63,12 @@ class Assistant(models.Model):
     region = models.CharField(
         max_length=2, choices=Region.choices, default=Region.US, help_text="Reported to API clients; immutable."
     )
+    remote_name = models.CharField(
+        max_length=63,
+        blank=True,
+        help_text="Leave empty for an assistant whose files live here. Set to the name of an assistant on a remote "
+        "Pinecone (PINECONE_ASSISTANT_HOST, PINECONE_API_KEY) to answer through that assistant instead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(
@@ -219,3 +225,39 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ModelEndpoint(models.Model):
+    """A model staff add, served by any OpenAI-compatible server (vLLM, Ollama, llama.cpp, another instance)."""
+
+    model_id = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="The id rooms and API clients use for this model, e.g. 'llama-3.1-8b-local'.",
+    )
+    label = models.CharField(max_length=200, blank=True, help_text="Shown in model choices.")
+    base_url = models.URLField(
+        max_length=500,
+        help_text="The server's OpenAI-compatible base URL, up to but excluding /chat/completions, "
+        "e.g. http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8001/v1 (vLLM).",
+    )
+    upstream_model = models.CharField(max_length=200, help_text="The model name that server expects.")
+    api_key = models.CharField(max_length=500, blank=True, help_text="Bearer key, if the server needs one.")
+    accepts_temperature = models.BooleanField(
+        default=True, help_text="Untick for reasoning models that reject a temperature."
+    )
+    temperature_max = models.FloatField(default=2.0, help_text="Highest temperature this server accepts.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id"]
+        verbose_name = "model endpoint"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(temperature_max__gte=0.0) & Q(temperature_max__lte=2.0), name="endpoint_temperature_max_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.model_id

@@ -187,3 +187,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Model providers (issue: chat engine). A provider without a key is shown as unavailable; nothing else breaks.
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+GEMINI_API_KEY = os.environ.get("GEMINI_API_KEY", "")
+GEMINI_BASE_URL = os.environ.get("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
+# A remote Pinecone (or another instance of this server) that remote assistants answer through.
+PINECONE_API_KEY = os.environ.get("PINECONE_API_KEY", "")
+PINECONE_ASSISTANT_HOST = os.environ.get("PINECONE_ASSISTANT_HOST", "").rstrip("/")
+PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 10.0)
+# The longest silence allowed between two bytes of a model stream (reasoning models think for minutes).
+PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0)
+PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
+# Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
+CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .assistants import assistant_view, assistants_view
+from .chat import chat, chat_completions
 from .context import context_view
 from .files import download_file, file_view, files_view, operation_view, operations_view
 
@@ -13,6 +14,8 @@ urlpatterns = [
     path("files/<str:name>/<str:file_id>", file_view, name="api-file"),
     path("operations/<str:name>", operations_view, name="api-operations"),
     path("operations/<str:name>/<str:operation_id>", operation_view, name="api-operation"),
+    path("chat/<str:name>", chat, name="api-chat"),
+    path("chat/<str:name>/chat/completions", chat_completions, name="api-chat-completions"),
     path("chat/<str:name>/context", context_view, name="api-context"),
     path("download/<str:token>", download_file, name="api-file-download"),
 ]

@@ -1,0 +1,270 @@
+"""Data plane, chat: `POST /assistant/chat/<name>` (standard, structured citations) and
+`POST /assistant/chat/<name>/chat/completions` (OpenAI-compatible, inline citations), default or streaming.
+
+Everything is validated before a stream starts, so errors are ordinary 4xx JSON responses. Streams are
+`data:{json}` lines with no `[DONE]` (the Pinecone plugin crashes on it), ended by closing the connection;
+the standard stream sends blank-line heartbeats while the model is silent. The turn runs in a task owned by
+the response: if the client goes away, the task is cancelled and the upstream connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .. import errors, selectors, turns
+from ..models import ApiKey
+from ..providers import base as provider_base
+from .http import error_response, json_body, presented_key
+from .requests import parse_messages, parse_metadata_filter, parse_snippet_size, parse_top_k
+from .shapes import file_json
+
+logger = logging.getLogger(__name__)
+
+AsyncHandler = Callable[..., Coroutine[Any, Any, HttpResponse]]
+
+
+def async_api_view(handler: AsyncHandler) -> Callable[..., Coroutine[Any, Any, HttpResponse]]:
+    """POST-only async view with key authentication and the error envelope (see http.api_view)."""
+
+    @csrf_exempt
+    async def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
+            response["Allow"] = "POST"
+            return response
+        try:
+            key = await sync_to_async(selectors.api_key_authenticate)(raw_key=presented_key(request))
+            return await handler(request, key, **kwargs)
+        except errors.ChatError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        except provider_base.ProviderError as exc:
+            return provider_error_response(exc)
+        except Exception:
+            logger.exception("API %s %s failed", request.method, request.path)
+            return error_response(500, "UNKNOWN", "Internal server error")
+
+    view.__name__ = handler.__name__
+    return view
+
+
+def provider_error_response(exc: provider_base.ProviderError) -> JsonResponse:
+    """An upstream failure before anything streamed. Client-side mistakes stay 4xx so SDKs do not retry them."""
+    if isinstance(exc, provider_base.ProviderBadRequest):
+        return error_response(400, "INVALID_ARGUMENT", f"The model rejected the request: {exc.message}")
+    if isinstance(exc, provider_base.ProviderAuthError | provider_base.ProviderNotConfigured):
+        return error_response(400, "FAILED_PRECONDITION", f"The model provider refused this server's key: {exc.message}")
+    if isinstance(exc, provider_base.ProviderRateLimited):
+        response = error_response(429, "TOO_MANY_REQUESTS", f"The model provider is rate limiting: {exc.message}")
+        if exc.retry_after:
+            response["Retry-After"] = str(int(exc.retry_after + 0.999))
+        return response
+    if isinstance(exc, provider_base.ProviderTimeout):
+        return error_response(504, "DEADLINE_EXCEEDED", f"The model did not answer in time: {exc.message}")
+    return error_response(502, "UNAVAILABLE", f"The model provider failed: {exc.message}")
+
+
+def _bool(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument(f"{name} must be true or false")
+    return value
+
+
+def _prepare(key: ApiKey, name: str, body: dict, *, standard: bool) -> tuple[turns.PreparedTurn, bool]:
+    assistant = selectors.assistant_get_for_key(key=key, name=name)
+    messages = parse_messages(body.get("messages"))
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise errors.InvalidArgument("model must be a string")
+    stream = _bool(body, "stream")
+    options = body.get("context_options") or {}
+    if not isinstance(options, dict):
+        raise errors.InvalidArgument("context_options must be an object")
+    json_response = _bool(body, "json_response") if standard else False
+    if json_response and stream:
+        raise errors.InvalidArgument("json_response cannot be used with stream")
+    request = turns.TurnRequest(
+        assistant=assistant,
+        messages=[turns.TurnMessage(role=m.role, content=m.content) for m in messages],
+        model=model or None,
+        temperature=body.get("temperature"),
+        metadata_filter=parse_metadata_filter(body.get("filter")),
+        top_k=parse_top_k(options.get("top_k", body.get("top_k")) if standard else None),
+        snippet_size=parse_snippet_size(options.get("snippet_size") if standard else None),
+        include_highlights=_bool(body, "include_highlights") if standard else False,
+        json_response=json_response,
+    )
+    return turns.prepare_turn(request), stream
+
+
+def _sse(payload: dict) -> str:
+    return "data:" + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def _usage(usage: provider_base.Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _citation_json(citation: turns.Citation, request: HttpRequest) -> dict[str, Any]:
+    return {
+        "position": citation.position,
+        "references": [
+            {
+                "file": file_json(reference.file, request),
+                "pages": list(reference.pages) or None,
+                "highlight": {"type": "text", "content": reference.highlight} if reference.highlight else None,
+            }
+            for reference in citation.references
+        ],
+    }
+
+
+async def _events(prepared: turns.PreparedTurn, heartbeat: float | None) -> AsyncIterator[turns.TurnEvent | None]:
+    """The turn's events from a task of its own; None is a heartbeat tick. Cancels the turn if abandoned."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    done = object()
+
+    async def pump() -> None:
+        try:
+            async for event in turns.stream_turn(prepared):
+                await queue.put(event)
+        except BaseException as exc:  # handed to the consumer, who decides what the client sees
+            await queue.put(exc)
+        finally:
+            await queue.put(done)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield None
+                continue
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
+
+
+@async_api_view
+async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
+    body = json_body(request)
+    prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=True)
+    model = prepared.spec.upstream_model
+    if not stream:
+        result = await turns.collect(prepared)
+        return JsonResponse(
+            {
+                "id": prepared.id,
+                "model": result.model,
+                "finish_reason": result.finish_reason,
+                "message": {"role": "assistant", "content": result.text},
+                "citations": [_citation_json(c, request) for c in result.citations],
+                "usage": _usage(result.usage),
+                "context_snippet_count": len(prepared.snippets),
+            }
+        )
+
+    async def events() -> AsyncIterator[str]:
+        base = {"id": prepared.id, "model": model}
+        yield _sse(
+            {"type": "message_start", **base, "role": "assistant", "context_snippet_count": len(prepared.snippets)}
+        )
+        try:
+            async for event in _events(prepared, settings.CHAT_HEARTBEAT_SECONDS):
+                if event is None:
+                    yield "\n"  # heartbeat: a bare blank line is safe for every client
+                elif isinstance(event, turns.TextDelta):
+                    yield _sse({"type": "content_chunk", **base, "delta": {"content": event.text}})
+                elif isinstance(event, turns.CitationFound):
+                    yield _sse({"type": "citation", **base, "citation": _citation_json(event.citation, request)})
+                else:
+                    yield _sse(
+                        {"type": "message_end", **base, "finish_reason": event.finish_reason, "usage": _usage(event.usage)}
+                    )
+        except provider_base.ProviderError as exc:
+            # Mid-stream failure: say so in-band and end without message_end, so clients see it did not finish.
+            yield _sse({"type": "error", **base, "error": {"code": "UNAVAILABLE", "message": exc.message}})
+
+    return _stream_response(events())
+
+
+@async_api_view
+async def chat_completions(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
+    body = json_body(request)
+    prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=False)
+    model = prepared.spec.upstream_model
+    created = int(time.time())
+    if not stream:
+        result = await turns.collect(prepared)
+        return JsonResponse(
+            {
+                "id": prepared.id,
+                "object": "chat.completion",
+                "created": created,
+                "model": result.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": result.inline_text},
+                        "finish_reason": result.finish_reason,
+                    }
+                ],
+                "usage": _usage(result.usage),
+            }
+        )
+
+    def chunk(delta: dict, finish_reason: str | None = None, **extra: Any) -> str:
+        return _sse(
+            {
+                "id": prepared.id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                **extra,
+            }
+        )
+
+    async def events() -> AsyncIterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            async for event in _events(prepared, None):
+                if isinstance(event, turns.TextDelta):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, turns.CitationFound):
+                    yield chunk({"content": event.citation.inline()})
+                elif isinstance(event, turns.TurnResult):
+                    yield chunk({}, event.finish_reason, usage=_usage(event.usage))
+        except provider_base.ProviderError as exc:
+            yield _sse({"error": {"code": "UNAVAILABLE", "message": exc.message}})
+
+    return _stream_response(events())
+
+
+def _stream_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

@@ -1,0 +1,278 @@
+"""Shared plumbing of the upstream providers: the httpx client, HTTP error mapping, retries, message shaping.
+
+Called only by the provider modules (and so only by the turn engine); imports no Django and nothing outside this
+package. Retries happen only before the first byte of a successful response, never once a stream has started: a
+retry then would duplicate text the user has already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from .base import (
+    Message,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderStreamError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# The read timeout is the longest silence between two chunks, not a deadline; reasoning models think for minutes.
+DEFAULT_READ_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How one provider talks HTTP. `max_attempts` counts the first try (3 = two retries)."""
+
+    provider: str
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_attempts: int = 3
+    backoff_base: float = 0.5  # seconds; doubled per attempt, used when the upstream gave no retry-after
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 30.0  # a longer retry-after is not waited for: the error goes to the caller at once
+
+
+def make_client(settings: HttpSettings) -> httpx.AsyncClient:
+    """A client with explicit timeouts (httpx's 5 s default would cut off any thinking model)."""
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout, read=settings.read_timeout, write=30.0, pool=settings.connect_timeout
+    )
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+
+@asynccontextmanager
+async def open_stream(
+    settings: HttpSettings, url: str, *, body: dict[str, Any], headers: Mapping[str, str]
+) -> AsyncIterator[httpx.Response]:
+    """POST `body` and yield the successful streaming response, its body unread.
+
+    Raises a `ProviderError` for every failure: before the stream (after the allowed retries) with the mapped
+    HTTP error, and while the body is read (transport errors, read timeouts, undecodable bytes). Leaving the
+    block, also by `aclose()` of the generator using it, closes the response and the connection at once, which
+    tells the upstream to stop generating.
+    """
+    async with make_client(settings) as client:
+        response = await _send_with_retries(client, settings, url, body, headers)
+        try:
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A server (or proxy) that ignored `stream: true`, or a 200 that carries an error.
+                raise _error_from_body(settings.provider, 200, await response.aread(), ProviderStreamError)
+            yield response
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(
+                f"{settings.provider}: no data for {settings.read_timeout:g} s in the middle of the stream"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderStreamError(f"{settings.provider}: the stream broke: {exc or type(exc).__name__}") from exc
+        except UnicodeDecodeError as exc:
+            raise ProviderStreamError(f"{settings.provider}: the stream is not valid UTF-8") from exc
+        finally:
+            await response.aclose()
+
+
+async def _send_with_retries(
+    client: httpx.AsyncClient, settings: HttpSettings, url: str, body: dict[str, Any], headers: Mapping[str, str]
+) -> httpx.Response:
+    name = settings.provider
+    for attempt in range(1, settings.max_attempts + 1):
+        request = client.build_request("POST", url, json=body, headers=dict(headers))
+        error: ProviderError
+        try:
+            # send(stream=True) is what client.stream() does inside; the caller's `finally` closes the response.
+            response = await client.send(request, stream=True)
+        except httpx.ConnectTimeout as exc:
+            error = ProviderTimeout(f"{name}: could not connect within {settings.connect_timeout:g} s", retryable=True)
+            error.__cause__ = exc
+        except httpx.TimeoutException as exc:
+            # No response headers within the read timeout: the upstream is stuck; waiting again would double it.
+            raise ProviderTimeout(f"{name}: no response within {settings.read_timeout:g} s", retryable=True) from exc
+        except httpx.TransportError as exc:  # refused, reset, or closed before any response
+            error = ProviderUnavailable(f"{name}: cannot reach {url}: {exc or type(exc).__name__}", retryable=True)
+            error.__cause__ = exc
+        else:
+            if response.is_success:
+                return response
+            try:
+                raw = await response.aread()
+            except httpx.HTTPError:
+                raw = b""
+            finally:
+                await response.aclose()
+            error = error_from_response(name, response.status_code, response.headers, raw)
+        if not error.retryable or attempt == settings.max_attempts:
+            raise error
+        delay = _delay(settings, attempt, error)
+        if delay is None:
+            raise error
+        logger.info("%s: %s; retry %d in %.1f s", name, error, attempt, delay)
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
+
+
+def _delay(settings: HttpSettings, attempt: int, error: ProviderError) -> float | None:
+    if error.retry_after is not None:
+        return error.retry_after if error.retry_after <= settings.retry_after_cap else None
+    backoff = min(settings.backoff_base * 2 ** (attempt - 1), settings.backoff_cap)
+    return backoff * (1 - 0.25 * random.random())  # jitter, so clients that failed together do not retry together
+
+
+def error_from_response(provider: str, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
+    """Map a non-2xx answer (received before any streaming) onto the error tree."""
+    if status in (401, 403):
+        return _error_from_body(provider, status, raw, ProviderAuthError)
+    if status == 408:
+        return _error_from_body(provider, status, raw, ProviderTimeout, retryable=True)
+    if status == 429:
+        error = _error_from_body(provider, status, raw, ProviderRateLimited, retryable=True)
+        error.retry_after = parse_retry_after(headers) or _body_retry_delay(error.details.get("body"))
+        # Out of credit is reported as 429 too, and waiting does not fix it.
+        error.retryable = "insufficient_quota" not in json.dumps(error.details.get("body"))
+        return error
+    if status >= 500:
+        return _error_from_body(provider, status, raw, ProviderUnavailable, retryable=True)
+    error = _error_from_body(provider, status, raw, ProviderBadRequest)
+    if "API_KEY_INVALID" in json.dumps(error.details.get("body")):  # Gemini answers a bad key with 400
+        return ProviderAuthError(error.message, status=status, details=error.details)
+    return error
+
+
+def _error_from_body(
+    provider: str, status: int, raw: bytes, cls: type[ProviderError], *, retryable: bool = False
+) -> ProviderError:
+    text = raw.decode("utf-8", "replace").strip()
+    body: Any
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = text[:500]  # gateways answer 502/503 with HTML or plain text
+    message = upstream_message(body) or _reason(status, text)
+    return cls(f"{provider}: HTTP {status}: {message}", status=status, retryable=retryable, details={"body": body})
+
+
+def _reason(status: int, text: str) -> str:
+    if text and not text.startswith("<"):
+        return text[:200]
+    try:
+        return httpx.codes(status).phrase
+    except ValueError:
+        return "error"
+
+
+def upstream_message(body: Any) -> str | None:
+    """The human message inside any provider's error envelope, or None.
+
+    Shapes: `{"error": {"message": …}}` (OpenAI, Anthropic, Gemini, Pinecone, vLLM, llama.cpp),
+    `{"error": "…"}` (vLLM 401, Ollama native), `{"message": …}` (old vLLM), `[{"error": …}]` (Gemini without sse).
+    """
+    if isinstance(body, list) and body:
+        return upstream_message(body[0])
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str) and error:
+        return error
+    if isinstance(body.get("message"), str):
+        return body["message"]
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date; None if absent/invalid."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def _body_retry_delay(body: Any) -> float | None:
+    # Gemini puts the hint in google.rpc.RetryInfo: {"retryDelay": "47s"}.
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return float(delay[:-1])
+            except ValueError:
+                return None
+    return None
+
+
+def load_event(provider: str, data: str) -> dict[str, Any]:
+    """One event's JSON object; anything else (e.g. half an event flushed at EOF) is a broken stream."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise ProviderStreamError(f"{provider}: undecodable event in the stream: {data[:80]!r}")
+    return obj
+
+
+def stream_error(provider: str, error: Any) -> ProviderStreamError:
+    """An error the upstream reported after HTTP 200, in the middle of the stream."""
+    message = upstream_message({"error": error}) or json.dumps(error)[:200]
+    return ProviderStreamError(f"{provider}: error in the stream: {message}", details={"error": error})
+
+
+def truncated(provider: str, stray_lines: list[str] | None = None) -> ProviderStreamError:
+    """EOF before the provider's end marker: the answer is cut short, however complete it looks."""
+    extra = f" (unframed: {' '.join(stray_lines)[:200]})" if stray_lines else ""
+    return ProviderStreamError(f"{provider}: the stream ended before the answer was finished{extra}")
+
+
+def split_system(messages: tuple[Message, ...]) -> tuple[str, list[tuple[str, str]]]:
+    """For APIs with a separate system field: the system text, and the user/assistant turns merged so they
+    alternate and start with a user turn (Anthropic and Gemini reject anything else).
+
+    Empty turns are dropped (both APIs reject empty text). Leading assistant turns (a greeting) are dropped: there
+    is no user turn they could answer.
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content.strip())
+    turns: list[tuple[str, str]] = []
+    for message in messages:
+        if message.role == "system" or not message.content.strip():
+            continue
+        if not turns and message.role == "assistant":
+            continue
+        if turns and turns[-1][0] == message.role:
+            turns[-1] = (message.role, f"{turns[-1][1]}\n\n{message.content}")
+        else:
+            turns.append((message.role, message.content))
+    return system, turns

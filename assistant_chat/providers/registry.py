@@ -1,0 +1,169 @@
+"""The model registry: which model ids exist, which provider serves each, and whether it is configured.
+
+Built by the turn engine from settings (keys, base URLs) and the admin-registered endpoints, passed in as plain
+data; imports nothing from Django. `resolve` is the one place a model id becomes a provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .base import Provider, ProviderNotConfigured
+from .offline import MODEL_ID as OFFLINE_MODEL_ID
+from .offline import OfflineProvider
+
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str  # what clients send and rooms store
+    provider: str  # openai | anthropic | gemini | openai_compatible | pinecone | offline
+    upstream_model: str
+    accepts_temperature: bool = True
+    temperature_max: float = 2.0
+    label: str = ""
+    endpoint: str = ""  # admin-registered endpoints: their base URL
+
+
+SEED_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("gpt-4o", "openai", "gpt-4o", label="GPT-4o (OpenAI)"),
+    ModelSpec("gpt-4.1", "openai", "gpt-4.1", label="GPT-4.1 (OpenAI)"),
+    ModelSpec("o4-mini", "openai", "o4-mini", accepts_temperature=False, label="o4-mini (OpenAI, reasoning)"),
+    ModelSpec("gpt-5", "openai", "gpt-5", accepts_temperature=False, label="GPT-5 (OpenAI, reasoning)"),
+    ModelSpec(
+        "claude-3-5-sonnet", "anthropic", "claude-3-5-sonnet-latest", temperature_max=1.0, label="Claude 3.5 Sonnet"
+    ),
+    ModelSpec(
+        "claude-3-7-sonnet", "anthropic", "claude-3-7-sonnet-latest", temperature_max=1.0, label="Claude 3.7 Sonnet"
+    ),
+    ModelSpec("claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5", temperature_max=1.0, label="Claude Sonnet 4.5"),
+    ModelSpec("gemini-2.5-pro", "gemini", "gemini-2.5-pro", label="Gemini 2.5 Pro (Google)"),
+    ModelSpec(OFFLINE, "offline", OFFLINE_MODEL_ID, label="Built-in offline model (quotes your files, no key needed)"),
+)
+ALIASES = {OFFLINE_MODEL_ID: OFFLINE}
+
+KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+@dataclass(frozen=True)
+class CustomEndpoint:
+    """A model staff registered in the admin, served by an OpenAI-compatible server (vLLM, Ollama, llama.cpp)."""
+
+    model_id: str
+    base_url: str
+    upstream_model: str
+    api_key: str = ""
+    accepts_temperature: bool = True
+    temperature_max: float = 2.0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    openai_api_key: str = ""
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = "https://api.anthropic.com"
+    gemini_api_key: str = ""
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    pinecone_api_key: str = ""
+    pinecone_host: str = ""
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+    max_retries: int = 3
+    custom: tuple[CustomEndpoint, ...] = field(default_factory=tuple)
+
+
+class UnknownModel(ValueError):
+    pass
+
+
+class ModelUnavailable(ValueError):
+    pass
+
+
+class Registry:
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.models: dict[str, ModelSpec] = {spec.id: spec for spec in SEED_MODELS}
+        for endpoint in settings.custom:
+            self.models[endpoint.model_id] = ModelSpec(
+                endpoint.model_id,
+                "openai_compatible",
+                endpoint.upstream_model,
+                accepts_temperature=endpoint.accepts_temperature,
+                temperature_max=endpoint.temperature_max,
+                label=endpoint.label or f"{endpoint.upstream_model} at {endpoint.base_url}",
+                endpoint=endpoint.base_url,
+            )
+        self._custom = {endpoint.model_id: endpoint for endpoint in settings.custom}
+
+    def default_id(self) -> str:
+        """gpt-4o where OpenAI is configured, otherwise the offline model."""
+        return "gpt-4o" if self.settings.openai_api_key else OFFLINE
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        variable = KEY_VARIABLES.get(spec.provider)
+        if variable and not getattr(self.settings, f"{spec.provider}_api_key"):
+            return f'Model "{spec.id}" is unavailable: its provider is not configured (set {variable})'
+        return None
+
+    def resolve(self, model_id: str | None) -> ModelSpec:
+        """The spec for a requested id (None: the default); raises UnknownModel or ModelUnavailable."""
+        wanted = ALIASES.get(model_id or "", model_id) or self.default_id()
+        spec = self.models.get(wanted)
+        if spec is None:
+            raise UnknownModel(f'Unknown model "{model_id}". Available models: {", ".join(self.choices())}')
+        reason = self.unavailable_reason(spec)
+        if reason:
+            raise ModelUnavailable(reason)
+        return spec
+
+    def choices(self) -> list[str]:
+        return list(self.models)
+
+    def provider(self, spec: ModelSpec) -> Provider:
+        """A provider instance for the spec (cheap to build; one per turn)."""
+        s = self.settings
+        timeouts = {"connect_timeout": s.connect_timeout, "read_timeout": s.read_timeout, "max_retries": s.max_retries}
+        if spec.provider == "offline":
+            return OfflineProvider()
+        if spec.provider == "openai":
+            from .openai import OpenAIProvider
+
+            return OpenAIProvider("openai", s.openai_base_url, s.openai_api_key, **timeouts)
+        if spec.provider == "openai_compatible":
+            from .openai import OpenAIProvider
+
+            endpoint = self._custom[spec.id]
+            return OpenAIProvider(spec.id, endpoint.base_url, endpoint.api_key or None, **timeouts)
+        if spec.provider == "anthropic":
+            from .anthropic import AnthropicProvider
+
+            return AnthropicProvider("anthropic", s.anthropic_base_url, s.anthropic_api_key, **timeouts)
+        if spec.provider == "gemini":
+            from .gemini import GeminiProvider
+
+            return GeminiProvider("gemini", s.gemini_base_url, s.gemini_api_key, **timeouts)
+        raise ProviderNotConfigured(f"No provider for {spec.provider}")
+
+    def remote_assistant(self, assistant_name: str, metadata_filter: dict | None = None) -> Provider:
+        """The provider for an assistant backed by a remote Pinecone assistant of that name."""
+        s = self.settings
+        if not (s.pinecone_api_key and s.pinecone_host):
+            raise ModelUnavailable(
+                "This assistant is remote but Pinecone is not configured (set PINECONE_API_KEY and PINECONE_ASSISTANT_HOST)"
+            )
+        from .pinecone import PineconeAssistantProvider
+
+        return PineconeAssistantProvider(
+            "pinecone",
+            s.pinecone_host,
+            s.pinecone_api_key,
+            assistant_name,
+            default_filter=metadata_filter,
+            connect_timeout=s.connect_timeout,
+            read_timeout=s.read_timeout,
+            max_retries=s.max_retries,
+        )

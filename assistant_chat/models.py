@@ -255,7 +255,8 @@ class ModelEndpoint(models.Model):
         verbose_name = "model endpoint"
         constraints = [
             models.CheckConstraint(
-                condition=Q(temperature_max__gte=0.0) & Q(temperature_max__lte=2.0), name="endpoint_temperature_max_range"
+                condition=Q(temperature_max__gte=0.0) & Q(temperature_max__lte=2.0),
+                name="endpoint_temperature_max_range",
             ),
         ]
 

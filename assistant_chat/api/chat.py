@@ -62,7 +62,9 @@ def provider_error_response(exc: provider_base.ProviderError) -> JsonResponse:
     if isinstance(exc, provider_base.ProviderBadRequest):
         return error_response(400, "INVALID_ARGUMENT", f"The model rejected the request: {exc.message}")
     if isinstance(exc, provider_base.ProviderAuthError | provider_base.ProviderNotConfigured):
-        return error_response(400, "FAILED_PRECONDITION", f"The model provider refused this server's key: {exc.message}")
+        return error_response(
+            400, "FAILED_PRECONDITION", f"The model provider refused this server's key: {exc.message}"
+        )
     if isinstance(exc, provider_base.ProviderRateLimited):
         response = error_response(429, "TOO_MANY_REQUESTS", f"The model provider is rate limiting: {exc.message}")
         if exc.retry_after:
@@ -201,7 +203,12 @@ async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
                     yield _sse({"type": "citation", **base, "citation": _citation_json(event.citation, request)})
                 else:
                     yield _sse(
-                        {"type": "message_end", **base, "finish_reason": event.finish_reason, "usage": _usage(event.usage)}
+                        {
+                            "type": "message_end",
+                            **base,
+                            "finish_reason": event.finish_reason,
+                            "usage": _usage(event.usage),
+                        }
                     )
         except provider_base.ProviderError as exc:
             # Mid-stream failure: say so in-band and end without message_end, so clients see it did not finish.

@@ -4,35 +4,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistant_chat', '0002_chunk_search_index'),
+        ("assistant_chat", "0002_chunk_search_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='assistant',
-            name='remote_name',
-            field=models.CharField(blank=True, help_text='Leave empty for an assistant whose files live here. Set to the name of an assistant on a remote Pinecone (PINECONE_ASSISTANT_HOST, PINECONE_API_KEY) to answer through that assistant instead.', max_length=63),
+            model_name="assistant",
+            name="remote_name",
+            field=models.CharField(
+                blank=True,
+                help_text="Leave empty for an assistant whose files live here. Set to the name of an assistant on a remote Pinecone (PINECONE_ASSISTANT_HOST, PINECONE_API_KEY) to answer through that assistant instead.",
+                max_length=63,
+            ),
         ),
         migrations.CreateModel(
-            name='ModelEndpoint',
+            name="ModelEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_id', models.CharField(help_text="The id rooms and API clients use for this model, e.g. 'llama-3.1-8b-local'.", max_length=100, unique=True)),
-                ('label', models.CharField(blank=True, help_text='Shown in model choices.', max_length=200)),
-                ('base_url', models.URLField(help_text="The server's OpenAI-compatible base URL, up to but excluding /chat/completions, e.g. http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8001/v1 (vLLM).", max_length=500)),
-                ('upstream_model', models.CharField(help_text='The model name that server expects.', max_length=200)),
-                ('api_key', models.CharField(blank=True, help_text='Bearer key, if the server needs one.', max_length=500)),
-                ('accepts_temperature', models.BooleanField(default=True, help_text='Untick for reasoning models that reject a temperature.')),
-                ('temperature_max', models.FloatField(default=2.0, help_text='Highest temperature this server accepts.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "model_id",
+                    models.CharField(
+                        help_text="The id rooms and API clients use for this model, e.g. 'llama-3.1-8b-local'.",
+                        max_length=100,
+                        unique=True,
+                    ),
+                ),
+                ("label", models.CharField(blank=True, help_text="Shown in model choices.", max_length=200)),
+                (
+                    "base_url",
+                    models.URLField(
+                        help_text="The server's OpenAI-compatible base URL, up to but excluding /chat/completions, e.g. http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8001/v1 (vLLM).",
+                        max_length=500,
+                    ),
+                ),
+                ("upstream_model", models.CharField(help_text="The model name that server expects.", max_length=200)),
+                (
+                    "api_key",
+                    models.CharField(blank=True, help_text="Bearer key, if the server needs one.", max_length=500),
+                ),
+                (
+                    "accepts_temperature",
+                    models.BooleanField(
+                        default=True, help_text="Untick for reasoning models that reject a temperature."
+                    ),
+                ),
+                (
+                    "temperature_max",
+                    models.FloatField(default=2.0, help_text="Highest temperature this server accepts."),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'model endpoint',
-                'ordering': ['model_id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('temperature_max__gte', 0.0), ('temperature_max__lte', 2.0)), name='endpoint_temperature_max_range')],
+                "verbose_name": "model endpoint",
+                "ordering": ["model_id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("temperature_max__gte", 0.0), ("temperature_max__lte", 2.0)),
+                        name="endpoint_temperature_max_range",
+                    )
+                ],
             },
         ),
     ]

@@ -37,6 +37,12 @@ def _terms(text: str) -> list[str]:
     return [_stem(word) for word in (w.lower() for w in _WORD.findall(text)) if word not in _STOP]
 
 
+def _names(question: str) -> set[str]:
+    """Capitalised words after the first: names the answer must be about."""
+    words = _WORD.findall(question)[1:]
+    return {_stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in _STOP}
+
+
 def _stem(word: str) -> str:
     # A light suffix strip so that "otters" meets "otter" and "erupted" meets "erupts"; good enough for scoring.
     for suffix in ("ing", "ed", "es", "s"):
@@ -45,10 +51,48 @@ def _stem(word: str) -> str:
     return word
 
 
+_LINE_END_STRUCTURE = re.compile(r'[,{}\[\]"]\s*$')
+_JSON_PAIR = re.compile(r'^\s*"[^"]{1,80}"\s*:\s*"?(.*?)"?\s*,?\s*$', re.DOTALL)
+_TITLE_WORD = re.compile(r"^[A-Z0-9][\w'’-]*$|^(?:of|the|and|a|an|in|on|to|for|-|–|&|:)$")
+
+
 def _sentences(snippet: ContextSnippet) -> list[str]:
-    cleaned = re.sub(r"[ \t]+", " ", snippet.text)
-    parts = [part.strip().replace("\n", " ") for part in _SENTENCE.split(cleaned)]
-    return [part for part in parts if len(part) > 20 and not part.startswith("#")]
+    """Readable sentences of a snippet: headings, title lines and JSON syntax taken off."""
+    sentences: list[str] = []
+    for block in _SENTENCE.split(re.sub(r"[ \t]+", " ", snippet.text)):
+        lines = [line.strip() for line in block.split("\n") if line.strip()]
+        # A line that ends in JSON structure, or a title line (no final stop, mostly capitalised), stands alone.
+        current: list[str] = []
+        for line in lines:
+            if _LINE_END_STRUCTURE.search(line) or _is_title(line):
+                _flush(current, sentences)
+                sentences.append(line)
+                continue
+            current.append(line)
+        _flush(current, sentences)
+    cleaned = [_unjson(sentence) for sentence in sentences]
+    return [s for s in cleaned if len(s) > 20 and not s.startswith("#") and not _is_title(s)]
+
+
+def _flush(current: list[str], sentences: list[str]) -> None:
+    if current:
+        sentences.append(" ".join(current))
+        current.clear()
+
+
+def _is_title(line: str) -> bool:
+    if line.endswith((".", "!", "?", ":", ";")) or len(line) > 120:
+        return False
+    words = line.split()
+    return len(words) >= 2 and sum(bool(_TITLE_WORD.match(w)) for w in words) >= 0.8 * len(words)
+
+
+def _unjson(sentence: str) -> str:
+    match = _JSON_PAIR.match(sentence)
+    text = match.group(1) if match else sentence.strip(" {}[],")
+    text = re.sub(r"^(?:[-*+•]|\d{1,3}[.)])\s+", "", text.strip())  # list markers
+    text = re.sub(r"(\*\*|__|`)", "", text)  # Markdown emphasis and code marks
+    return text.strip().rstrip('"').strip()
 
 
 def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
@@ -75,6 +119,11 @@ def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
     if not candidates:
         return NO_ANSWER
     best = max(candidate[0] for candidate in candidates)
+    # Answer only when the snippets cover what was asked: at least half of the question's terms, and every name
+    # in it ("the capital of Peru" must not be answered with "the capital of printing").
+    available = set().union(*(set(_terms(snippet.text)) for snippet in snippets))
+    if len(wanted & available) * 2 < len(wanted) or not _names(question) <= available:
+        return NO_ANSWER
     chosen = sorted(candidates, key=lambda c: (-c[0], c[1], c[2]))
     picked: list[tuple[int, int, str, int]] = []
     seen: set[str] = set()

@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from . import errors, services
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
-from .models import ApiKey, Assistant, Chunk, File, Operation
+from .models import ApiKey, Assistant, Chunk, File, ModelEndpoint, Operation
 
 
 class StatusFilterMixin:
@@ -300,3 +300,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 raw_key,
             ),
         )
+
+
+@admin.register(ModelEndpoint)
+class ModelEndpointAdmin(admin.ModelAdmin):
+    list_display = ("model_id", "label", "base_url", "upstream_model", "accepts_temperature", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("model_id", "label", "upstream_model")

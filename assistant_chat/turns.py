@@ -193,12 +193,12 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
             )
         except ModelUnavailable as exc:
             raise errors.FailedPrecondition(str(exc)) from None
-        conversation = tuple(
+        remote_messages = tuple(
             provider_base.Message(role=m.role, content=_spoken(m))  # type: ignore[arg-type]
             for m in turn.messages
             if m.role in ("user", "assistant")
         )
-        request = provider_base.ProviderRequest(model=spec.id, messages=conversation, temperature=temperature)
+        request = provider_base.ProviderRequest(model=spec.id, messages=remote_messages, temperature=temperature)
         return PreparedTurn(uuid.uuid4().hex, spec, provider, request, [], temperature, remote=True)
 
     query = _retrieval_query(turn.messages)

@@ -18,7 +18,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import errors, selectors, turns
@@ -30,14 +30,14 @@ from .shapes import file_json
 
 logger = logging.getLogger(__name__)
 
-AsyncHandler = Callable[..., Coroutine[Any, Any, HttpResponse]]
+AsyncHandler = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def async_api_view(handler: AsyncHandler) -> Callable[..., Coroutine[Any, Any, HttpResponse]]:
+def async_api_view(handler: AsyncHandler) -> Callable[..., Coroutine[Any, Any, HttpResponseBase]]:
     """POST-only async view with key authentication and the error envelope (see http.api_view)."""
 
     @csrf_exempt
-    async def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         if request.method != "POST":
             response = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
             response["Allow"] = "POST"
@@ -170,7 +170,7 @@ async def _events(prepared: turns.PreparedTurn, heartbeat: float | None) -> Asyn
 
 
 @async_api_view
-async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
+async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponseBase:
     body = json_body(request)
     prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=True)
     model = prepared.spec.upstream_model
@@ -218,7 +218,7 @@ async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
 
 
 @async_api_view
-async def chat_completions(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
+async def chat_completions(request: HttpRequest, key: ApiKey, name: str) -> HttpResponseBase:
     body = json_body(request)
     prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=False)
     model = prepared.spec.upstream_model

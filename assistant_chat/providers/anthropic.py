@@ -7,7 +7,7 @@ Called only by the turn engine; imports no Django and nothing outside this packa
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -108,7 +108,7 @@ class AnthropicProvider:
             body["temperature"] = min(max(request.temperature, 0.0), 1.0)
         return body
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield `Delta`s then one `Finish`; raise a `ProviderError`. `aclose()` drops the connection at once."""
         if not self._api_key:
             raise ProviderNotConfigured(f"{self.name}: no API key configured")
@@ -149,7 +149,9 @@ class AnthropicProvider:
             raise truncated(self.name)
         usage = None
         if tokens:
-            prompt = sum(tokens.get(k, 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+            prompt = sum(
+                tokens.get(k, 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+            )
             usage = Usage(prompt_tokens=prompt, completion_tokens=tokens.get("output_tokens", 0))
         yield Finish(reason=reason, usage=usage, model=model)
 

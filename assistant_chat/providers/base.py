@@ -19,7 +19,7 @@ streamed yet and the same request may be tried again):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -79,7 +79,7 @@ StreamItem = Delta | Finish
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield `Delta`s then exactly one `Finish`. Closing the generator (aclose) closes the upstream
         connection at once, so the upstream stops generating."""
         ...

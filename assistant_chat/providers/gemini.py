@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
@@ -117,7 +117,7 @@ class GeminiProvider:
             body["generationConfig"] = config
         return body
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield `Delta`s then one `Finish`; raise a `ProviderError`. `aclose()` drops the connection at once."""
         if not self._api_key:
             raise ProviderNotConfigured(f"{self.name}: no API key configured")

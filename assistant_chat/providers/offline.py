@@ -12,7 +12,7 @@ import asyncio
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import ContextSnippet, Delta, Finish, ProviderRequest, StreamItem, Usage
 
@@ -148,7 +148,7 @@ class OfflineProvider:
 
     name = "offline"
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         answer = compose_answer(question, request.context)
         for piece in _PIECE.findall(answer):

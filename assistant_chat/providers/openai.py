@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -108,7 +108,7 @@ class OpenAIProvider:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamItem]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield `Delta`s then one `Finish`; raise a `ProviderError`. `aclose()` drops the connection at once."""
         if self._key_required and not self._api_key:
             raise ProviderNotConfigured(f"{self.name}: no API key configured")
@@ -121,15 +121,16 @@ class OpenAIProvider:
             open_stream(self._http, self._url(), body=self._body(request), headers=self._headers()) as response,
             aclosing(aiter_events(response, decoder)) as events,
         ):
-            async for _event, data in events:
+            async for event, data in events:
                 if not data:
                     continue
                 if data.strip() == "[DONE]":
                     done = True
                     break
                 chunk = load_event(self.name, data)
-                if chunk.get("error"):  # checked first: vLLM still sends [DONE] after an error
-                    raise stream_error(self.name, chunk["error"])
+                # Checked on every chunk: vLLM still sends [DONE] after an error; some gateways add `event: error`.
+                if chunk.get("error") or event == "error":
+                    raise stream_error(self.name, chunk.get("error") or chunk)
                 model = chunk.get("model") or model
                 if isinstance(chunk.get("usage"), dict):  # the trailing `choices: []` chunk (or vLLM per chunk)
                     usage = _usage(chunk["usage"])

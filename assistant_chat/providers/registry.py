@@ -126,26 +126,53 @@ class Registry:
     def provider(self, spec: ModelSpec) -> Provider:
         """A provider instance for the spec (cheap to build; one per turn)."""
         s = self.settings
-        timeouts = {"connect_timeout": s.connect_timeout, "read_timeout": s.read_timeout, "max_retries": s.max_retries}
         if spec.provider == "offline":
             return OfflineProvider()
         if spec.provider == "openai":
             from .openai import OpenAIProvider
 
-            return OpenAIProvider("openai", s.openai_base_url, s.openai_api_key, **timeouts)
+            return OpenAIProvider(
+                "openai",
+                s.openai_base_url,
+                s.openai_api_key,
+                timeout=s.read_timeout,
+                connect_timeout=s.connect_timeout,
+                max_retries=s.max_retries,
+            )
         if spec.provider == "openai_compatible":
             from .openai import OpenAIProvider
 
             endpoint = self._custom[spec.id]
-            return OpenAIProvider(spec.id, endpoint.base_url, endpoint.api_key or None, **timeouts)
+            return OpenAIProvider(
+                spec.id,
+                endpoint.base_url,
+                endpoint.api_key or None,
+                timeout=s.read_timeout,
+                connect_timeout=s.connect_timeout,
+                max_retries=s.max_retries,
+            )
         if spec.provider == "anthropic":
             from .anthropic import AnthropicProvider
 
-            return AnthropicProvider("anthropic", s.anthropic_base_url, s.anthropic_api_key, **timeouts)
+            return AnthropicProvider(
+                "anthropic",
+                s.anthropic_base_url,
+                s.anthropic_api_key,
+                timeout=s.read_timeout,
+                connect_timeout=s.connect_timeout,
+                max_retries=s.max_retries,
+            )
         if spec.provider == "gemini":
             from .gemini import GeminiProvider
 
-            return GeminiProvider("gemini", s.gemini_base_url, s.gemini_api_key, **timeouts)
+            return GeminiProvider(
+                "gemini",
+                s.gemini_base_url,
+                s.gemini_api_key,
+                timeout=s.read_timeout,
+                connect_timeout=s.connect_timeout,
+                max_retries=s.max_retries,
+            )
         raise ProviderNotConfigured(f"No provider for {spec.provider}")
 
     def remote_assistant(self, assistant_name: str, metadata_filter: dict | None = None) -> Provider:
@@ -162,8 +189,8 @@ class Registry:
             s.pinecone_host,
             s.pinecone_api_key,
             assistant_name,
-            default_filter=metadata_filter,
+            filter=metadata_filter,
             connect_timeout=s.connect_timeout,
-            read_timeout=s.read_timeout,
+            timeout=s.read_timeout,
             max_retries=s.max_retries,
         )

@@ -7,7 +7,7 @@ Bytes go in, `(event, data)` tuples come out, and the output never depends on wh
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
 
 SSEEvent = tuple[str | None, str]
@@ -88,7 +88,7 @@ class _ByteStream(Protocol):
     def aiter_bytes(self) -> AsyncIterator[bytes]: ...
 
 
-async def aiter_events(response: _ByteStream, decoder: SSEDecoder | None = None) -> AsyncIterator[SSEEvent]:
+async def aiter_events(response: _ByteStream, decoder: SSEDecoder | None = None) -> AsyncGenerator[SSEEvent, None]:
     """Every event of an httpx streaming response, including the one `close()` flushes at EOF.
 
     Pass your own `decoder` to read its `stray_lines` afterwards. Wrap in `contextlib.aclosing` when you may stop

@@ -127,9 +127,7 @@ def test_completions_stream_shape(client: Client, key: str, assistant: Assistant
 
 
 def test_deny_paths(client: Client, key: str, assistant: Assistant) -> None:
-    response = client.post(
-        "/assistant/chat/books", json.dumps({"messages": QUESTION}), content_type="application/json"
-    )
+    response = client.post("/assistant/chat/books", json.dumps({"messages": QUESTION}), content_type="application/json")
     assert response.status_code == 401
     response = post(client, "pcl_wrong", "/assistant/chat/books/chat/completions", {"messages": QUESTION})
     assert response.status_code == 401

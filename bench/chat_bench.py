@@ -1,0 +1,228 @@
+"""Chat pipeline overhead: what this server adds to time-to-first-token and total time, against the same upstream
+called directly, in one run.
+
+    .venv/bin/python bench/chat_bench.py [--requests 100] [--tokens 50] [--rate 100]
+
+A local upstream speaks OpenAI's streaming Chat Completions and emits `--tokens` tokens at `--rate` tokens per
+second, the first one at once. Direct: httpx streams from it. Through the server: a Daphne instance (its own SQLite
+database) with the upstream registered as a model endpoint, streamed through `/assistant/chat/<name>/chat/completions`
+with httpx. Two assistants: one with no files (retrieval finds nothing: the pipeline's own cost, retrieval
+excluded) and one with the demo documents (retrieval included). Retrieval alone is timed in-process on the
+demo assistant. Requests run one at a time; p50 and p99 over `--requests`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTION = "How do honeybees tell each other where the flowers are?"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.AbstractServer:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
+
+                def chunk(payload: bytes) -> bytes:
+                    return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
+
+                for index in range(tokens):
+                    data = {
+                        "id": "up",
+                        "object": "chat.completion.chunk",
+                        "model": "bench-upstream",
+                        "choices": [{"index": 0, "delta": {"content": f"tok{index} "}, "finish_reason": None}],
+                    }
+                    writer.write(chunk(b"data: " + json.dumps(data).encode() + b"\n\n"))
+                    await writer.drain()
+                    if index < tokens - 1:
+                        await asyncio.sleep(1.0 / rate)
+                final = {
+                    "id": "up",
+                    "object": "chat.completion.chunk",
+                    "model": "bench-upstream",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10},
+                }
+                writer.write(chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+async def time_stream(client: httpx.AsyncClient, url: str, body: dict, headers: dict) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=body, headers=headers) as response:
+        assert response.status_code == 200, await response.aread()
+        async for raw in response.aiter_bytes():
+            if first is None and b"tok0" in raw:
+                first = time.perf_counter() - started
+    return first or float("nan"), time.perf_counter() - started
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"{statistics.median(values) * 1000:8.2f} | {p99 * 1000:8.2f}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    up_port, site_port = free_port(), free_port()
+    upstream = await upstream_server(up_port, args.tokens, args.rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "CHAT_VAR_DIR": tmp,
+            "DJANGO_SECRET_KEY": "bench",
+            "STATIC_MANIFEST": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+        env.pop("DATABASE_URL", None)
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run([*manage, "setup_demo", "--no-admin"], cwd=ROOT, env=env, check=True, capture_output=True)
+        key = subprocess.run(
+            [*manage, "create_api_key", "--quiet"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        subprocess.run(
+            [
+                *manage,
+                "shell",
+                "-c",
+                "from assistant_chat.models import Assistant, ModelEndpoint; Assistant.objects.create(name='empty'); "
+                f"ModelEndpoint.objects.create(model_id='bench', base_url='http://127.0.0.1:{up_port}/v1', "
+                "upstream_model='bench-upstream')",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        retrieval = subprocess.run(
+            [
+                *manage,
+                "shell",
+                "-c",
+                "import time, statistics, json\n"
+                "from assistant_chat.models import Assistant\n"
+                "from assistant_chat.knowledge.retrieval import retrieve\n"
+                "a = Assistant.objects.get(name='demo'); times = []\n"
+                f"for _ in range({args.requests}):\n"
+                f"    t = time.perf_counter(); retrieve(assistant=a, query={QUESTION!r}); times.append(time.perf_counter() - t)\n"
+                "print(json.dumps(times))",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        retrieval_times = json.loads(retrieval.strip().splitlines()[-1])
+        site = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(site_port), "chatsite.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            async with httpx.AsyncClient(timeout=60) as client:
+                for _ in range(100):
+                    try:
+                        await client.get(f"http://127.0.0.1:{site_port}/login/")
+                        break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.1)
+                messages = [{"role": "user", "content": QUESTION}]
+                direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
+                results: dict[str, tuple[list[float], list[float]]] = {}
+                cases = {
+                    "direct to upstream (baseline)": (direct_url, {}),
+                    "through server, assistant with no files": (
+                        f"http://127.0.0.1:{site_port}/assistant/chat/empty/chat/completions",
+                        {"Api-Key": key},
+                    ),
+                    "through server, demo assistant (retrieval included)": (
+                        f"http://127.0.0.1:{site_port}/assistant/chat/demo/chat/completions",
+                        {"Api-Key": key},
+                    ),
+                }
+                for label, (url, headers) in cases.items():
+                    body = {
+                        "model": "bench" if "server" in label else "bench-upstream",
+                        "messages": messages,
+                        "stream": True,
+                    }
+                    await time_stream(client, url, body, headers)  # warm up
+                    firsts, totals = [], []
+                    for _ in range(args.requests):
+                        first, total = await time_stream(client, url, body, headers)
+                        firsts.append(first)
+                        totals.append(total)
+                    results[label] = (firsts, totals)
+        finally:
+            site.terminate()
+            site.wait()
+            upstream.close()
+    base_first = statistics.median(results["direct to upstream (baseline)"][0])
+    base_total = statistics.median(results["direct to upstream (baseline)"][1])
+    print(f"\nUpstream: {args.tokens} tokens at {args.rate:g} tokens/s; {args.requests} sequential requests per row.\n")
+    print("| path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | added TTFT p50 ms | added total p50 ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, (firsts, totals) in results.items():
+        ttft, total = summary(firsts).split("|"), summary(totals).split("|")
+        added_first = (statistics.median(firsts) - base_first) * 1000
+        added_total = (statistics.median(totals) - base_total) * 1000
+        print(
+            f"| {label} | {ttft[0].strip()} | {ttft[1].strip()} | {total[0].strip()} | {total[1].strip()} "
+            f"| {added_first:.2f} | {added_total:.2f} |"
+        )
+    print(
+        f"\nRetrieval alone (demo assistant, in-process): p50 {summary(retrieval_times).split('|')[0].strip()} ms, "
+        f"p99 {summary(retrieval_times).split('|')[1].strip()} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=100.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

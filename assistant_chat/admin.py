@@ -111,7 +111,7 @@ class FileUploadForm(forms.ModelForm):
         if upload is not None:
             data = upload.read()
             try:
-                services._check_upload(upload.name, data)
+                services.file_check_upload(upload.name, data)
             except errors.ChatError as exc:
                 self.add_error("upload", exc.message)
             cleaned["upload_bytes"] = data

@@ -124,7 +124,8 @@ def assistant_purge(*, assistant: Assistant) -> None:
 # --- files ------------------------------------------------------------------------------------------------------
 
 
-def _check_upload(name: Any, data: bytes) -> str:
+def file_check_upload(name: Any, data: bytes) -> str:
+    """Refuse an upload by name and size before anything is stored; returns the file kind."""
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidArgument("The upload has no file name; the type is read from its extension")
     try:
@@ -164,7 +165,7 @@ def file_upload(
 
     Returns the file, the operation that tracks it, and a future that resolves when processing ends.
     """
-    kind = _check_upload(name, data)
+    kind = file_check_upload(name, data)
     clean_metadata = _check_metadata(metadata)
     if file_id is not None and not _is_file_id(file_id):
         raise errors.InvalidArgument("file_id must be 1-128 characters of letters, digits, '_' and '-'")

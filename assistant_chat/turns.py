@@ -201,7 +201,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
         request = provider_base.ProviderRequest(model=spec.id, messages=remote_messages, temperature=temperature)
         return PreparedTurn(uuid.uuid4().hex, spec, provider, request, [], temperature, remote=True)
 
-    query = _retrieval_query(turn.messages)
+    query = retrieval.query_from_messages(turn.messages)
     snippets = retrieval.retrieve(
         assistant=turn.assistant,
         query=query,
@@ -236,11 +236,6 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
 
 def _spoken(message: TurnMessage) -> str:
     return f"{message.speaker}: {message.content}" if message.speaker and message.role == "user" else message.content
-
-
-def _retrieval_query(messages: list[TurnMessage]) -> str:
-    users = [m.content for m in messages if m.role == "user"]
-    return "\n".join(users[-2:])
 
 
 def _system_prompt(turn: TurnRequest, context: tuple[provider_base.ContextSnippet, ...]) -> str:

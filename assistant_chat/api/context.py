@@ -14,7 +14,7 @@ from ..knowledge import retrieval
 from ..knowledge.chunking import count_tokens
 from ..models import ApiKey
 from .http import api_view, json_body
-from .requests import parse_messages, parse_metadata_filter, parse_snippet_size, parse_top_k, query_from_messages
+from .requests import parse_messages, parse_metadata_filter, parse_snippet_size, parse_top_k
 from .shapes import snippet_json
 
 
@@ -25,7 +25,7 @@ def context(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:
     if (query is None) == (messages is None):
         raise errors.InvalidArgument("Provide exactly one of query or messages")
     if messages is not None:
-        query = query_from_messages(parse_messages(messages))
+        query = retrieval.query_from_messages(parse_messages(messages))
     elif not isinstance(query, str) or not query.strip():
         raise errors.InvalidArgument("query must be a non-empty string")
     metadata_filter = parse_metadata_filter(body.get("filter"))

@@ -79,9 +79,3 @@ def parse_snippet_size(raw: Any) -> int:
         low=retrieval.MIN_SNIPPET_SIZE,
         high=retrieval.MAX_SNIPPET_SIZE,
     )
-
-
-def query_from_messages(messages: list[ChatMessage]) -> str:
-    """The search query for a conversation: the latest user message, with the one before it for context."""
-    user_turns = [message.content for message in messages if message.role == "user"]
-    return "\n".join(user_turns[-2:]) if user_turns else messages[-1].content

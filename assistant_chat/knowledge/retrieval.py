@@ -7,7 +7,9 @@ so a snippet reads as a passage and not a fragment. Reads only; imports nothing 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.db.models import Q
 
@@ -22,6 +24,22 @@ MIN_SNIPPET_SIZE = 512
 MAX_SNIPPET_SIZE = 8192
 # Neighbouring chunks overlap (chunking.py); take only this much context either side of a hit.
 NEIGHBOUR_RADIUS = 3
+
+
+class Said(Protocol):
+    """Anything with a role and content: API chat messages and turn messages alike."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+def query_from_messages(messages: Sequence[Said]) -> str:
+    """The search query for a conversation: the latest user message, with the one before it for context."""
+    user_turns = [message.content for message in messages if message.role == "user"]
+    return "\n".join(user_turns[-2:]) if user_turns else messages[-1].content
 
 
 @dataclass

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .anthropic import AnthropicProvider
 from .base import Provider, ProviderNotConfigured
+from .gemini import GeminiProvider
 from .offline import MODEL_ID as OFFLINE_MODEL_ID
 from .offline import OfflineProvider
+from .openai import OpenAIProvider
+from .pinecone import PineconeAssistantProvider
 
 OFFLINE = "offline"
 
@@ -43,6 +47,12 @@ SEED_MODELS: tuple[ModelSpec, ...] = (
 )
 ALIASES = {OFFLINE_MODEL_ID: OFFLINE}
 
+HttpProvider = OpenAIProvider | AnthropicProvider | GeminiProvider
+HTTP_PROVIDERS: dict[str, type[HttpProvider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
@@ -128,52 +138,24 @@ class Registry:
         s = self.settings
         if spec.provider == "offline":
             return OfflineProvider()
-        if spec.provider == "openai":
-            from .openai import OpenAIProvider
-
-            return OpenAIProvider(
-                "openai",
-                s.openai_base_url,
-                s.openai_api_key,
-                timeout=s.read_timeout,
-                connect_timeout=s.connect_timeout,
-                max_retries=s.max_retries,
-            )
         if spec.provider == "openai_compatible":
-            from .openai import OpenAIProvider
-
             endpoint = self._custom[spec.id]
-            return OpenAIProvider(
-                spec.id,
-                endpoint.base_url,
-                endpoint.api_key or None,
-                timeout=s.read_timeout,
-                connect_timeout=s.connect_timeout,
-                max_retries=s.max_retries,
-            )
-        if spec.provider == "anthropic":
-            from .anthropic import AnthropicProvider
-
-            return AnthropicProvider(
-                "anthropic",
-                s.anthropic_base_url,
-                s.anthropic_api_key,
-                timeout=s.read_timeout,
-                connect_timeout=s.connect_timeout,
-                max_retries=s.max_retries,
-            )
-        if spec.provider == "gemini":
-            from .gemini import GeminiProvider
-
-            return GeminiProvider(
-                "gemini",
-                s.gemini_base_url,
-                s.gemini_api_key,
-                timeout=s.read_timeout,
-                connect_timeout=s.connect_timeout,
-                max_retries=s.max_retries,
-            )
-        raise ProviderNotConfigured(f"No provider for {spec.provider}")
+            cls: type[HttpProvider] = OpenAIProvider
+            name, base_url, api_key = spec.id, endpoint.base_url, endpoint.api_key or None
+        elif spec.provider in HTTP_PROVIDERS:
+            cls, name = HTTP_PROVIDERS[spec.provider], spec.provider
+            base_url = getattr(s, f"{spec.provider}_base_url")
+            api_key = getattr(s, f"{spec.provider}_api_key")
+        else:
+            raise ProviderNotConfigured(f"No provider for {spec.provider}")
+        return cls(
+            name,
+            base_url,
+            api_key,
+            timeout=s.read_timeout,
+            connect_timeout=s.connect_timeout,
+            max_retries=s.max_retries,
+        )
 
     def remote_assistant(self, assistant_name: str, metadata_filter: dict | None = None) -> Provider:
         """The provider for an assistant backed by a remote Pinecone assistant of that name."""
@@ -182,8 +164,6 @@ class Registry:
             raise ModelUnavailable(
                 "This assistant is remote but Pinecone is not configured (set PINECONE_API_KEY and PINECONE_ASSISTANT_HOST)"
             )
-        from .pinecone import PineconeAssistantProvider
-
         return PineconeAssistantProvider(
             "pinecone",
             s.pinecone_host,

@@ -8,7 +8,8 @@ second, the first one at once. Direct: httpx streams from it. Through the server
 database) with the upstream registered as a model endpoint, streamed through `/assistant/chat/<name>/chat/completions`
 with httpx. Two assistants: one with no files (retrieval finds nothing: the pipeline's own cost, retrieval
 excluded) and one with the demo documents (retrieval included). Retrieval alone is timed in-process on the
-demo assistant. Requests run one at a time; p50 and p99 over `--requests`.
+demo assistant. Requests run one at a time; p50 and p99 over `--requests`. "Last token to end" is what a stream
+costs after its last token arrives (closing the upstream, the final chunk, ending the response).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.Abstra
                 def chunk(payload: bytes) -> bytes:
                     return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
 
+                # Tokens are due at fixed times from the first, not `sleep(1/rate)` after each write: this upstream
+                # shares its event loop with the client, and when that loop also wakes for the server's relayed
+                # chunks, sleep-after-write drifts (timer rounding per wake-up) and the drift showed up as ~45 ms
+                # "added at the end" of every stream through the server, which the server never caused.
+                started = time.perf_counter()
                 for index in range(tokens):
                     data = {
                         "id": "up",
@@ -64,7 +70,7 @@ async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.Abstra
                     writer.write(chunk(b"data: " + json.dumps(data).encode() + b"\n\n"))
                     await writer.drain()
                     if index < tokens - 1:
-                        await asyncio.sleep(1.0 / rate)
+                        await asyncio.sleep(max(0.0, started + (index + 1) / rate - time.perf_counter()))
                 final = {
                     "id": "up",
                     "object": "chat.completion.chunk",
@@ -83,15 +89,21 @@ async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.Abstra
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-async def time_stream(client: httpx.AsyncClient, url: str, body: dict, headers: dict) -> tuple[float, float]:
+async def time_stream(
+    client: httpx.AsyncClient, url: str, body: dict, headers: dict, last_token: bytes
+) -> tuple[float, float, float]:
+    """Time to the first token, total time, and the tail: from the last token's arrival to the end of the stream."""
     started = time.perf_counter()
-    first = None
+    first = last = None
     async with client.stream("POST", url, json=body, headers=headers) as response:
         assert response.status_code == 200, await response.aread()
         async for raw in response.aiter_bytes():
-            if first is None and b"tok0" in raw:
+            if first is None and b"tok0 " in raw:
                 first = time.perf_counter() - started
-    return first or float("nan"), time.perf_counter() - started
+            if last_token in raw:
+                last = time.perf_counter()
+    ended = time.perf_counter()
+    return first or float("nan"), ended - started, ended - last if last else float("nan")
 
 
 def summary(values: list[float]) -> str:
@@ -186,13 +198,15 @@ async def run(args: argparse.Namespace) -> None:
                         "messages": messages,
                         "stream": True,
                     }
-                    await time_stream(client, url, body, headers)  # warm up
-                    firsts, totals = [], []
+                    last_token = f"tok{args.tokens - 1} ".encode()
+                    await time_stream(client, url, body, headers, last_token)  # warm up
+                    firsts, totals, tails = [], [], []
                     for _ in range(args.requests):
-                        first, total = await time_stream(client, url, body, headers)
+                        first, total, tail = await time_stream(client, url, body, headers, last_token)
                         firsts.append(first)
                         totals.append(total)
-                    results[label] = (firsts, totals)
+                        tails.append(tail)
+                    results[label] = (firsts, totals, tails)
         finally:
             site.terminate()
             site.wait()
@@ -200,15 +214,18 @@ async def run(args: argparse.Namespace) -> None:
     base_first = statistics.median(results["direct to upstream (baseline)"][0])
     base_total = statistics.median(results["direct to upstream (baseline)"][1])
     print(f"\nUpstream: {args.tokens} tokens at {args.rate:g} tokens/s; {args.requests} sequential requests per row.\n")
-    print("| path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | added TTFT p50 ms | added total p50 ms |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, (firsts, totals) in results.items():
+    print(
+        "| path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | last token to end p50 ms "
+        "| added TTFT p50 ms | added total p50 ms |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, (firsts, totals, tails) in results.items():
         ttft, total = summary(firsts).split("|"), summary(totals).split("|")
         added_first = (statistics.median(firsts) - base_first) * 1000
         added_total = (statistics.median(totals) - base_total) * 1000
         print(
             f"| {label} | {ttft[0].strip()} | {ttft[1].strip()} | {total[0].strip()} | {total[1].strip()} "
-            f"| {added_first:.2f} | {added_total:.2f} |"
+            f"| {statistics.median(tails) * 1000:.2f} | {added_first:.2f} | {added_total:.2f} |"
         )
     print(
         f"\nRetrieval alone (demo assistant, in-process): p50 {summary(retrieval_times).split('|')[0].strip()} ms, "

@@ -50,3 +50,15 @@ class FailedPrecondition(ChatError):
 class PayloadTooLarge(ChatError):
     status = 413
     code = "INVALID_ARGUMENT"
+
+
+class RateLimited(ChatError):
+    status = 429
+    code = "RESOURCE_EXHAUSTED"
+
+
+class TurnInProgress(ChatError):
+    """A conversation already has an answer streaming (the database allows one at a time)."""
+
+    status = 409
+    code = "FAILED_PRECONDITION"

@@ -262,3 +262,191 @@ class ModelEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.label or self.model_id
+
+
+# --- rooms -------------------------------------------------------------------------------------------------------
+
+
+def validate_temperature(value: float) -> None:
+    from django.core.exceptions import ValidationError
+
+    if not 0.0 <= value <= 2.0:
+        raise ValidationError(f"Temperature must be between 0 and 2, got {value:g}.")
+
+
+class Room(models.Model):
+    """A configured space where members chat with one assistant (DESIGN §4). Staff edit it in the admin; a change
+    applies to the next turn, and each assistant message keeps a snapshot of the settings it was produced with."""
+
+    class ReplyMode(models.TextChoices):
+        EVERY = "every", "Answer every message"
+        ADDRESSED = "addressed", "Answer only messages that address the assistant (@assistant)"
+
+    name = models.CharField(max_length=200, help_text="Shown to members in the room list and the room header.")
+    slug = models.SlugField(max_length=100, unique=True, help_text="The room's address: /rooms/<slug>/.")
+    assistant = models.ForeignKey(
+        Assistant,
+        on_delete=models.PROTECT,
+        related_name="rooms",
+        help_text="The assistant whose files ground every answer in this room.",
+    )
+    model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Model id from the registry (seed models or a registered model endpoint). "
+        "Empty means the default: gpt-4o where OpenAI is configured, otherwise the offline model.",
+    )
+    temperature = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[validate_temperature],
+        help_text="0 to 2. Empty uses the provider's default. Reasoning models (o4-mini) ignore it.",
+    )
+    metadata_filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Which of the assistant's files answers may use, in Pinecone's filter language, e.g. "
+        '{"team": "sales", "year": {"$gte": 2024}}. Empty means all files.',
+    )
+    instructions = models.TextField(
+        blank=True,
+        help_text="Extra instructions for this room, added after the assistant's own instructions.",
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="chat_rooms",
+        help_text="Users who may enter the room.",
+    )
+    member_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="chat_rooms",
+        help_text="Every user in these groups may enter the room.",
+    )
+    reply_mode = models.CharField(
+        max_length=16,
+        choices=ReplyMode.choices,
+        default=ReplyMode.EVERY,
+        help_text="Whether the assistant answers every message or only messages that mention @assistant "
+        "(or the assistant's name).",
+    )
+    archived = models.BooleanField(
+        default=False, help_text="Archived rooms are hidden from members; their history stays for review."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True) | (Q(temperature__gte=0.0) & Q(temperature__lte=2.0)),
+                name="room_temperature_range",
+            ),
+        ]
+        permissions = [("manage_rooms", "Can configure rooms and review their conversations")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Conversation(models.Model):
+    """A thread in a room. Members start as many as they like; each keeps its own history."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, help_text="Shown in the room's conversation list.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last activity: a new message or a rename.")
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["room", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Message(models.Model):
+    """One message in a conversation. Assistant messages are written twice: created `streaming` when the turn
+    starts, and finished in one write (text, citations, usage, timings) when it ends."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_messages",
+        help_text="Who wrote a user message; empty for assistant messages.",
+    )
+    reply_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        help_text="For an assistant message, the user message it answers.",
+    )
+    content = models.TextField(blank=True, help_text="Markdown text; for assistant messages with inline citations.")
+    citations = models.JSONField(
+        default=list, blank=True, help_text="Structured citations: position, file id and name, pages."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    model = models.CharField(max_length=100, blank=True, help_text="Model id that produced this answer.")
+    temperature = models.FloatField(null=True, blank=True, help_text="Temperature sent (empty: not sent).")
+    metadata_filter = models.JSONField(
+        null=True, blank=True, help_text="The room's filter when this answer was produced."
+    )
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    first_token_ms = models.FloatField(null=True, blank=True, help_text="Milliseconds to the first token.")
+    total_ms = models.FloatField(null=True, blank=True, help_text="Milliseconds from start to the end of the turn.")
+    error = models.TextField(blank=True, help_text="Why the turn failed, as shown to members.")
+    seq = models.PositiveIntegerField(default=0, help_text="Last delta number published for this turn.")
+    runner = models.CharField(
+        max_length=200, blank=True, help_text="Channel of the process running this turn (for stop requests)."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A streaming turn whose lease lapsed lost its process: it is interrupted."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["conversation", "id"]),
+            models.Index(fields=["author", "created_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status="streaming"),
+                name="one_streaming_message_per_conversation",
+            ),
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True) | (Q(temperature__gte=0.0) & Q(temperature__lte=2.0)),
+                name="message_temperature_range",
+            ),
+            models.CheckConstraint(condition=Q(role__in=["user", "assistant"]), name="message_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk}"

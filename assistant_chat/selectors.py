@@ -12,12 +12,13 @@ import binascii
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import errors, services
-from .knowledge.filters import MetadataFilter
-from .models import ApiKey, Assistant, File, Operation
+from .knowledge.filters import FilterError, MetadataFilter, parse_filter
+from .models import ApiKey, Assistant, Conversation, File, Message, Operation, Room
 
 # --- API keys ---------------------------------------------------------------------------------------------------
 
@@ -178,3 +179,139 @@ def operation_list(
             raise errors.InvalidArgument(f'Unknown status "{status}": use one of {", ".join(Operation.Status.values)}')
         queryset = queryset.filter(status=status)
     return paginate(list(queryset), limit=limit, token=token)
+
+
+# --- rooms --------------------------------------------------------------------------------------------------------
+
+
+def display_name(user: object) -> str:
+    """How a member is named to other members and to the model."""
+    if user is None:
+        return "Someone"
+    full = user.get_full_name().strip()  # type: ignore[attr-defined]
+    return full or user.get_username()  # type: ignore[attr-defined]
+
+
+def rooms_for_user(*, user: object) -> QuerySet[Room]:
+    """Rooms `user` may enter: a member directly or through a group; superusers enter every room. Archived rooms
+    are closed to everyone."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return Room.objects.none()
+    rooms = Room.objects.filter(archived=False).select_related("assistant")
+    if getattr(user, "is_superuser", False):
+        return rooms
+    return rooms.filter(Q(members=user) | Q(member_groups__user=user)).distinct()
+
+
+def room_get_for_user(*, user: object, slug: str | None = None, room_id: int | str | None = None) -> Room:
+    """The one door to a room for pages, sockets and frames. A room the user may not enter is reported exactly
+    like one that does not exist, so strangers learn nothing."""
+    rooms = rooms_for_user(user=user)
+    if slug is not None:
+        room = rooms.filter(slug=slug).first()
+    elif room_id is not None:
+        room = rooms.filter(pk=room_id).first()
+    else:
+        room = None
+    if room is None:
+        raise errors.NotFound("Room not found.")
+    return room
+
+
+def conversation_get_for_user(*, user: object, conversation_id: object, room: Room | None = None) -> Conversation:
+    """A conversation in a room `user` may enter (and in `room`, when given)."""
+    if isinstance(conversation_id, bool) or not isinstance(conversation_id, int | str):
+        raise errors.InvalidArgument("conversation_id must be a number")
+    try:
+        number = int(conversation_id)
+    except ValueError:
+        raise errors.InvalidArgument("conversation_id must be a number") from None
+    conversation = Conversation.objects.select_related("room", "room__assistant").filter(pk=number).first()
+    if conversation is None or (room is not None and conversation.room_id != room.pk):
+        raise errors.NotFound("Conversation not found.")
+    room_get_for_user(user=user, room_id=conversation.room_id)
+    return conversation
+
+
+def conversation_list(*, room: Room, limit: int = 200) -> list[Conversation]:
+    return list(Conversation.objects.filter(room=room).order_by("-updated_at", "-id")[:limit])
+
+
+def conversation_messages(*, conversation: Conversation, after_id: int = 0) -> list[Message]:
+    """The conversation's messages in order, with authors (for speaker names)."""
+    return list(
+        Message.objects.filter(conversation=conversation, pk__gt=after_id).select_related("author").order_by("id")
+    )
+
+
+def conversation_history(*, conversation_id: int, before_id: int, limit: int) -> list[Message]:
+    """The last `limit` messages the model sees before message `before_id`: questions, and answers that have text."""
+    messages = (
+        Message.objects.filter(conversation_id=conversation_id, pk__lt=before_id)
+        .exclude(role=Message.Role.ASSISTANT, content="")
+        .exclude(status=Message.Status.FAILED, role=Message.Role.ASSISTANT)
+        .select_related("author")
+        .order_by("-id")[:limit]
+    )
+    return list(reversed(messages))
+
+
+def room_file_get_for_user(*, user: object, room: Room, file_id: str) -> File:
+    """A file a member may open from a room: the room's assistant's, available, and inside the room's filter."""
+    room = room_get_for_user(user=user, room_id=room.pk)
+    file = File.objects.filter(assistant_id=room.assistant_id, file_id=file_id, status=File.Status.AVAILABLE).first()
+    metadata_filter = room_filter(room)
+    if file is None or (metadata_filter is not None and not metadata_filter.matches(file.metadata)):
+        raise errors.NotFound("File not found in this room.")
+    return file
+
+
+def room_filter(room: Room) -> MetadataFilter | None:
+    """The room's filter, parsed (the admin validates it on save, so this does not fail for saved rooms)."""
+    try:
+        return parse_filter(room.metadata_filter or None)
+    except FilterError as exc:
+        raise errors.InvalidArgument(f"This room's metadata filter is invalid: {exc}") from None
+
+
+def room_presence_names(user_ids: set[int]) -> list[str]:
+    users = get_user_model().objects.filter(pk__in=user_ids)
+    return sorted(display_name(user) for user in users)
+
+
+def message_get_for_user(*, user: object, message_id: int, room: Room | None = None) -> Message:
+    """A message in a conversation of a room `user` may enter (and in `room`, when given)."""
+    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    if message is None or (room is not None and message.conversation.room_id != room.pk):
+        raise errors.NotFound("Message not found.")
+    room_get_for_user(user=user, room_id=message.conversation.room_id)
+    return message
+
+
+def message_refresh(*, message: Message) -> Message:
+    return Message.objects.select_related("author").get(pk=message.pk)
+
+
+def message_max_chars() -> int:
+    return settings.CHAT_MESSAGE_MAX_CHARS
+
+
+@dataclass(frozen=True)
+class FilePage:
+    number: int | None
+    text: str
+
+
+def file_pages(*, file: File) -> list[FilePage]:
+    """The file's text page by page, parsed from the stored upload (what the viewer shows and citations name)."""
+    from .knowledge.parsers import ParseError, parse_document
+    from .models import FileBlob
+
+    blob = FileBlob.objects.filter(file=file).first()
+    if blob is None:
+        return []
+    try:
+        document = parse_document(file.name, bytes(blob.data))
+    except ParseError:
+        return []
+    return [FilePage(page.number, page.text) for page in document.pages]

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from concurrent.futures import Future
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,9 +28,12 @@ from .models import (
     ApiKey,
     Assistant,
     Chunk,
+    Conversation,
     File,
     FileBlob,
+    Message,
     Operation,
+    Room,
     validate_assistant_name,
 )
 
@@ -269,3 +273,145 @@ def api_key_touch(*, key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+
+
+# --- rooms: conversations, messages, turns ------------------------------------------------------------------------
+
+CONVERSATION_TITLE_MAX = 200
+ASSISTANT_MENTION_RE = re.compile(r"(?<![\w@])@assistant\b", re.IGNORECASE)
+
+
+def _check_title(title: Any) -> str:
+    if not isinstance(title, str):
+        raise errors.InvalidArgument("title must be text")
+    title = " ".join(title.split())
+    if not title:
+        raise errors.InvalidArgument("Conversation title cannot be empty")
+    if len(title) > CONVERSATION_TITLE_MAX:
+        raise errors.InvalidArgument(f"Conversation title is too long ({len(title)} characters, at most 200)")
+    return title
+
+
+def conversation_create(*, room: Room, user: Any, title: Any = None) -> Conversation:
+    title = _check_title(title) if title not in (None, "") else "New conversation"
+    return Conversation.objects.create(room=room, title=title, created_by=user)
+
+
+def conversation_rename(*, conversation: Conversation, title: Any) -> Conversation:
+    conversation.title = _check_title(title)
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def message_create(*, conversation: Conversation, author: Any, content: Any) -> Message:
+    """Save a member's message. Refuses empty or oversized text and members over the rate limit, saying which."""
+    if not isinstance(content, str):
+        raise errors.InvalidArgument("content must be text")
+    if not content.strip():
+        raise errors.InvalidArgument("Message content cannot be empty")
+    limit = settings.CHAT_MESSAGE_MAX_CHARS
+    if len(content) > limit:
+        raise errors.PayloadTooLarge(f"Message is too long: {len(content)} characters, at most {limit}")
+    window = settings.CHAT_RATE_LIMIT_SECONDS
+    since = timezone.now() - timedelta(seconds=window)
+    recent = Message.objects.filter(author=author, role=Message.Role.USER, created_at__gte=since).count()
+    if recent >= settings.CHAT_RATE_LIMIT_MESSAGES:
+        raise errors.RateLimited(
+            f"You are sending messages too fast: at most {settings.CHAT_RATE_LIMIT_MESSAGES} per {window} seconds. "
+            "Wait a moment and send again; your text is still in the box."
+        )
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, author=author, content=content
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return message
+
+
+def message_addresses_assistant(*, room: Room, content: str) -> bool:
+    """Whether a message calls on the assistant: `@assistant` or `@<assistant name>`."""
+    if ASSISTANT_MENTION_RE.search(content):
+        return True
+    name = re.escape(room.assistant.name)
+    return re.search(rf"(?<![\w@])@{name}\b", content, re.IGNORECASE) is not None
+
+
+def turn_wanted(*, room: Room, message: Message) -> bool:
+    return room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=message.content)
+
+
+def turn_start(*, conversation: Conversation, reply_to: Message, runner: str) -> Message:
+    """Create the streaming assistant message for a new turn, with a snapshot of the room's settings as they are
+    now. A turn whose process died (lease lapsed) is marked interrupted first; a live one means `TurnInProgress`."""
+    room = Room.objects.get(pk=conversation.room_id)
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(
+            conversation=conversation, status=Message.Status.STREAMING, lease_expires_at__lt=now
+        ).update(status=Message.Status.INTERRUPTED, completed_at=now, error="The server stopped during this answer.")
+        try:
+            with transaction.atomic():
+                return Message.objects.create(
+                    conversation=conversation,
+                    role=Message.Role.ASSISTANT,
+                    reply_to=reply_to,
+                    status=Message.Status.STREAMING,
+                    model=room.model,
+                    temperature=room.temperature,
+                    metadata_filter=room.metadata_filter or None,
+                    runner=runner,
+                    lease_expires_at=now + timedelta(seconds=settings.CHAT_TURN_LEASE_SECONDS),
+                )
+        except IntegrityError:
+            raise errors.TurnInProgress(
+                "The assistant is still answering in this conversation. Wait for it, or stop it, then send again."
+            ) from None
+
+
+def turn_checkpoint(*, message_id: int, content: str, seq: int) -> None:
+    """Renew a running turn's lease and save its text so far, so a crash loses at most one lease period."""
+    lease = timezone.now() + timedelta(seconds=settings.CHAT_TURN_LEASE_SECONDS)
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, seq=seq, lease_expires_at=lease
+    )
+
+
+def turn_finish(
+    *,
+    message_id: int,
+    status: str,
+    content: str,
+    citations: list[dict],
+    seq: int,
+    model: str = "",
+    temperature: float | None = None,
+    finish_reason: str = "",
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    first_token_ms: float | None = None,
+    total_ms: float | None = None,
+    error: str = "",
+) -> Message:
+    """Save the end of a turn in one write. Returns the saved message."""
+    fields: dict[str, Any] = {
+        "status": status,
+        "content": content,
+        "citations": citations,
+        "seq": seq,
+        "finish_reason": finish_reason,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "first_token_ms": first_token_ms,
+        "total_ms": total_ms,
+        "error": error,
+        "completed_at": timezone.now(),
+        "lease_expires_at": None,
+        "temperature": temperature,
+    }
+    if model:
+        fields["model"] = model
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id).update(**fields)
+        message = Message.objects.select_related("conversation").get(pk=message_id)
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
+    return message

@@ -7,4 +7,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("rooms/<slug:slug>/", views.room, name="room"),
+    path("rooms/<slug:slug>/files/<str:file_id>/", views.room_file, name="room-file"),
 ]

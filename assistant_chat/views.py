@@ -1,18 +1,82 @@
-"""Thin HTML views. The home page lists the assistants a signed-in user can see; rooms arrive with the rooms issue."""
+"""Thin HTML views: the rooms a member may enter, a room with its conversations, the file viewer.
+
+Every view is login-protected and fetches its room through `selectors.room_get_for_user`, the one door; a room
+the user may not enter is a 404, exactly like a room that does not exist. No business logic here.
+"""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .models import Assistant, File
+from . import errors, events, selectors
+from .models import Message
+
+
+def _room_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
+    try:
+        return selectors.room_get_for_user(user=request.user, slug=slug)
+    except errors.NotFound:
+        raise Http404("Room not found") from None
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    assistants = Assistant.objects.exclude(status=Assistant.Status.TERMINATING).annotate(
-        available=Count("files", filter=Q(files__status=File.Status.AVAILABLE))
+    rooms = selectors.rooms_for_user(user=request.user).annotate(conversation_count=Count("conversations"))
+    return render(request, "assistant_chat/home.html", {"rooms": rooms})
+
+
+@login_required
+def room(request: HttpRequest, slug: str) -> HttpResponse:
+    room = _room_or_404(request, slug)
+    conversations = selectors.conversation_list(room=room)
+    current = None
+    wanted = request.GET.get("c")
+    if wanted:
+        try:
+            current = selectors.conversation_get_for_user(user=request.user, conversation_id=wanted, room=room)
+        except errors.ChatError:
+            raise Http404("Conversation not found") from None
+    elif conversations:
+        current = conversations[0]
+    messages = selectors.conversation_messages(conversation=current) if current else []
+    payloads = [events.message_payload(message, room.slug) for message in messages]
+    state = {
+        "room": room.slug,
+        "conversation_id": current.pk if current else None,
+        "last_message_id": messages[-1].pk if messages else 0,
+        "streaming": {str(p["id"]): p["seq"] for p in payloads if p["status"] == Message.Status.STREAMING},
+        "max_chars": selectors.message_max_chars(),
+    }
+    return render(
+        request,
+        "assistant_chat/room.html",
+        {
+            "room": room,
+            "room_info": events.room_payload(room),
+            "filter_json": json.dumps(room.metadata_filter, ensure_ascii=False) if room.metadata_filter else "",
+            "conversations": conversations,
+            "conversation": current,
+            "messages": payloads,
+            "state": state,
+        },
     )
-    return render(request, "assistant_chat/home.html", {"assistants": assistants})
+
+
+@login_required
+def room_file(request: HttpRequest, slug: str, file_id: str) -> HttpResponse:
+    room = _room_or_404(request, slug)
+    try:
+        file = selectors.room_file_get_for_user(user=request.user, room=room, file_id=file_id)
+    except errors.NotFound:
+        raise Http404("File not found") from None
+    pages = selectors.file_pages(file=file)
+    try:
+        page = int(request.GET.get("page", "0"))
+    except ValueError:
+        page = 0
+    return render(request, "assistant_chat/file.html", {"room": room, "file": file, "pages": pages, "page": page})

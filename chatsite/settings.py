@@ -127,7 +127,12 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env_int("CHANNEL_CAPACITY", 1000)},
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -204,3 +209,21 @@ PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
 # Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
+# The chat endpoints' database work runs on this many threads, each keeping its connection for this many seconds
+# (Django's own request path opens one per request under ASGI); see assistant_chat/api/db_threads.py.
+CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 4)
+CHAT_DB_CONN_MAX_AGE = env_int("CHAT_DB_CONN_MAX_AGE", 300)
+
+# --- Rooms ---
+# Longest message a member may send, and how many messages one member may send per window (all rooms together).
+CHAT_MESSAGE_MAX_CHARS = env_int("CHAT_MESSAGE_MAX_CHARS", 8000)
+CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 20)
+CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 60)
+# Tokens arriving within this window go out as one websocket frame (fewer frames for big rooms, same text).
+CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40)
+# How many earlier messages of the conversation the model sees.
+CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 40)
+# A running turn renews its lease (and saves its partial text) this often; a lapsed lease means its process died.
+CHAT_TURN_LEASE_SECONDS = env_int("CHAT_TURN_LEASE_SECONDS", 30)
+# Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
+CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])

@@ -1,0 +1,357 @@
+"""The room websocket protocol: every client frame and every server event, typed, in one place.
+
+Client intents (`message.send`, `turn.cancel`, ...) and server events (`chat.message`, `assistant.delta`, ...)
+never share a name. `parse_client_frame` is the allow-list the consumer applies to every frame; the builders here
+are the only place server events are shaped. Payloads are JSON-native (the Redis layer's msgpack rejects
+datetimes). Imports models and rendering only; nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, NotRequired, TypedDict
+
+from django.urls import reverse
+
+from .models import Conversation, Message, Room
+from .rendering import citation_linker, render_markdown
+
+MAX_FRAME_CHARS = 64 * 1024
+CLIENT_ID_MAX = 64
+
+# --- client frames ------------------------------------------------------------------------------------------------
+
+
+class MessageSend(TypedDict):
+    type: Literal["message.send"]
+    conversation_id: int
+    content: str
+    client_id: NotRequired[str]
+
+
+class TurnCancel(TypedDict):
+    type: Literal["turn.cancel"]
+    message_id: int
+
+
+class TurnResume(TypedDict):
+    """Ask for the deltas of a streaming answer after `last_seq` (0: from the start)."""
+
+    type: Literal["turn.resume"]
+    message_id: int
+    last_seq: int
+
+
+class ConversationSync(TypedDict):
+    """Ask for every message of a conversation after `after_id` (a reconnecting client's last known message)."""
+
+    type: Literal["conversation.sync"]
+    conversation_id: int
+    after_id: int
+
+
+class ConversationCreate(TypedDict):
+    type: Literal["conversation.create"]
+    title: NotRequired[str]
+    client_id: NotRequired[str]
+
+
+class ConversationRename(TypedDict):
+    type: Literal["conversation.rename"]
+    conversation_id: int
+    title: str
+
+
+ClientFrame = MessageSend | TurnCancel | TurnResume | ConversationSync | ConversationCreate | ConversationRename
+
+
+class FrameError(ValueError):
+    """A frame the protocol does not allow; the socket stays open and the client gets an `error` event."""
+
+    def __init__(self, message: str, code: str = "invalid_frame") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+_FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
+    # type -> field -> (python type, required)
+    "message.send": {"conversation_id": (int, True), "content": (str, True), "client_id": (str, False)},
+    "turn.cancel": {"message_id": (int, True)},
+    "turn.resume": {"message_id": (int, True), "last_seq": (int, True)},
+    "conversation.sync": {"conversation_id": (int, True), "after_id": (int, True)},
+    "conversation.create": {"title": (str, False), "client_id": (str, False)},
+    "conversation.rename": {"conversation_id": (int, True), "title": (str, True)},
+}
+
+
+def parse_client_frame(text: str | None) -> ClientFrame:
+    """Check a frame against the allow-list: known type, known fields only, right types. Raises `FrameError`."""
+    if text is None:
+        raise FrameError("Frames must be JSON text, not binary.")
+    if len(text) > MAX_FRAME_CHARS:
+        raise FrameError(f"Frame is too large ({len(text)} characters, at most {MAX_FRAME_CHARS}).", "too_large")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise FrameError("Frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise FrameError("Frame must be a JSON object with a 'type'.")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise FrameError(f"Unknown frame type {kind!r}; expected one of {', '.join(sorted(_FIELDS))}.")
+    spec = _FIELDS[kind]
+    unknown = sorted(set(data) - set(spec) - {"type"})
+    if unknown:
+        raise FrameError(f"Unknown field(s) for {kind}: {', '.join(unknown)}.")
+    for name, (python_type, required) in spec.items():
+        if name not in data:
+            if required:
+                raise FrameError(f"{kind} needs '{name}'.")
+            continue
+        value = data[name]
+        if python_type is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise FrameError(f"'{name}' must be a non-negative whole number.")
+        if python_type is str and not isinstance(value, str):
+            raise FrameError(f"'{name}' must be text.")
+    if len(data.get("client_id", "")) > CLIENT_ID_MAX:
+        raise FrameError(f"'client_id' is at most {CLIENT_ID_MAX} characters.")
+    return data  # type: ignore[return-value]
+
+
+# --- server events ------------------------------------------------------------------------------------------------
+
+
+class MessagePayload(TypedDict):
+    id: int
+    conversation_id: int
+    role: str
+    author: str | None
+    author_id: int | None
+    content: str
+    html: str
+    citations: list[dict[str, Any]]
+    status: str
+    model: str
+    temperature: float | None
+    metadata_filter: dict[str, Any] | None
+    finish_reason: str
+    usage: dict[str, int]
+    first_token_ms: float | None
+    total_ms: float | None
+    error: str
+    seq: int
+    created_at: str
+
+
+class ConversationPayload(TypedDict):
+    id: int
+    title: str
+    created_by: str | None
+    updated_at: str
+
+
+class RoomPayload(TypedDict):
+    slug: str
+    name: str
+    assistant: str
+    model: str
+    temperature: float | None
+    metadata_filter: dict[str, Any]
+    reply_mode: str
+
+
+class RoomJoined(TypedDict):
+    type: Literal["room.joined"]
+    room: RoomPayload
+    user: str
+    presence: list[str]
+
+
+class Presence(TypedDict):
+    type: Literal["presence"]
+    members: list[str]
+
+
+class ConversationEvent(TypedDict):
+    type: Literal["conversation.created", "conversation.renamed"]
+    conversation: ConversationPayload
+    client_id: NotRequired[str]
+
+
+class ChatMessage(TypedDict):
+    type: Literal["chat.message"]
+    message: MessagePayload
+    client_id: NotRequired[str]
+
+
+class AssistantStart(TypedDict):
+    """A turn began. With `resume` (sent to a socket that joined mid-turn) the client must send `turn.resume`
+    with the seq it holds (0 if none) to get the text; without it the deltas follow live."""
+
+    type: Literal["assistant.start"]
+    message: MessagePayload
+    resume: NotRequired[bool]
+
+
+class AssistantDelta(TypedDict):
+    """`text` continues the answer after delta `from_seq - 1` (`from_seq` defaults to `seq`; a resume sends one
+    delta covering several). `html`, when present, is the sanitized rendering of the Markdown blocks completed
+    since the last one, ending at character `html_upto` of the answer."""
+
+    type: Literal["assistant.delta"]
+    conversation_id: int
+    message_id: int
+    seq: int
+    text: str
+    html: NotRequired[str]
+    html_upto: NotRequired[int]
+    from_seq: NotRequired[int]
+
+
+class AssistantDone(TypedDict):
+    """Authoritative end of a turn (complete or cancelled): replaces whatever the client assembled."""
+
+    type: Literal["assistant.done"]
+    message: MessagePayload
+
+
+class AssistantError(TypedDict):
+    type: Literal["assistant.error"]
+    message: MessagePayload
+
+
+class ErrorEvent(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+    ref: NotRequired[str]
+    client_id: NotRequired[str]
+
+
+def encode(event: Any) -> str:
+    """Events are encoded once and the same text is written to every socket."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def file_url(room_slug: str, file_id: str, page: int | None) -> str:
+    url = reverse("room-file", kwargs={"slug": room_slug, "file_id": file_id})
+    return f"{url}?page={page}#page-{page}" if page else url
+
+
+def render_message_html(message: Message, room_slug: str) -> str:
+    linker = None
+    if message.role == Message.Role.ASSISTANT and message.citations:
+        linker = citation_linker(message.citations, lambda file_id, page: file_url(room_slug, file_id, page))
+    return render_markdown(message.content, linker)
+
+
+def message_payload(message: Message, room_slug: str, *, author_name: str | None = None) -> MessagePayload:
+    from .selectors import display_name
+
+    author = None
+    if message.author_id is not None:
+        author = author_name or display_name(message.author)
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "role": message.role,
+        "author": author,
+        "author_id": message.author_id,
+        "content": message.content,
+        "html": render_message_html(message, room_slug),
+        "citations": message.citations or [],
+        "status": message.status,
+        "model": message.model,
+        "temperature": message.temperature,
+        "metadata_filter": message.metadata_filter,
+        "finish_reason": message.finish_reason,
+        "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
+        "first_token_ms": message.first_token_ms,
+        "total_ms": message.total_ms,
+        "error": message.error,
+        "seq": message.seq,
+        "created_at": message.created_at.isoformat() if message.created_at else "",
+    }
+
+
+def conversation_payload(conversation: Conversation) -> ConversationPayload:
+    from .selectors import display_name
+
+    return {
+        "id": conversation.pk,
+        "title": conversation.title,
+        "created_by": display_name(conversation.created_by) if conversation.created_by_id else None,
+        "updated_at": conversation.updated_at.isoformat() if conversation.updated_at else "",
+    }
+
+
+def room_payload(room: Room) -> RoomPayload:
+    return {
+        "slug": room.slug,
+        "name": room.name,
+        "assistant": room.assistant.name,
+        "model": room.model or "default",
+        "temperature": room.temperature,
+        "metadata_filter": room.metadata_filter or {},
+        "reply_mode": room.reply_mode,
+    }
+
+
+def room_joined(room: Room, user: str, presence: list[str]) -> RoomJoined:
+    return {"type": "room.joined", "room": room_payload(room), "user": user, "presence": presence}
+
+
+def presence(members: list[str]) -> Presence:
+    return {"type": "presence", "members": members}
+
+
+def conversation_event(
+    kind: Literal["conversation.created", "conversation.renamed"], conversation: Conversation, client_id: str = ""
+) -> ConversationEvent:
+    event: ConversationEvent = {"type": kind, "conversation": conversation_payload(conversation)}
+    if client_id:
+        event["client_id"] = client_id
+    return event
+
+
+def chat_message(payload: MessagePayload, client_id: str = "") -> ChatMessage:
+    event: ChatMessage = {"type": "chat.message", "message": payload}
+    if client_id:
+        event["client_id"] = client_id
+    return event
+
+
+def assistant_start(payload: MessagePayload) -> AssistantStart:
+    return {"type": "assistant.start", "message": payload}
+
+
+def assistant_delta(
+    *, conversation_id: int, message_id: int, seq: int, text: str, html: str = "", html_upto: int = 0
+) -> AssistantDelta:
+    event: AssistantDelta = {
+        "type": "assistant.delta",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "seq": seq,
+        "text": text,
+    }
+    if html:
+        event["html"] = html
+        event["html_upto"] = html_upto
+    return event
+
+
+def assistant_end(payload: MessagePayload) -> AssistantDone | AssistantError:
+    if payload["status"] in (Message.Status.FAILED, Message.Status.INTERRUPTED):
+        return {"type": "assistant.error", "message": payload}
+    return {"type": "assistant.done", "message": payload}
+
+
+def error(code: str, message: str, *, ref: str = "", client_id: str = "") -> ErrorEvent:
+    event: ErrorEvent = {"type": "error", "code": code, "message": message}
+    if ref:
+        event["ref"] = ref
+    if client_id:
+        event["client_id"] = client_id
+    return event

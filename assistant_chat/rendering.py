@@ -1,0 +1,155 @@
+"""Markdown to safe HTML for messages shown in rooms, the file viewer and the admin.
+
+A real parser (markdown-it-py, raw HTML off) and then a real sanitizer (nh3) with an allow-list: model output and
+user text are untrusted and must never run script in anyone's browser. Inline citations (`[1, pp. 3]`) become
+links to the file viewer by rewriting the parser's text tokens, never the HTML. Imports no models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+
+CITATION_RE = re.compile(r"\[(\d{1,3})(?:, pp?\. (\d{1,5}(?:, \d{1,5})*))?\]")
+
+ALLOWED_TAGS = {
+    "a", "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "data-file", "data-page", "target"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "th": {"style"},
+    "td": {"style"},
+}
+ALLOWED_CLASSES = {"a": {"citation"}, "code": {"language-*"}}
+
+# A citation's link target: (inline number, first page or None) -> (url, file id) or None when unknown.
+CitationLinker = Callable[[int, int | None], tuple[str, str] | None]
+
+
+@dataclass(frozen=True)
+class CitationTarget:
+    file_id: str
+    file_name: str
+    pages: tuple[int, ...]
+
+
+def _citation_rule(state: StateCore) -> None:
+    linker: CitationLinker | None = state.env.get("citation_linker")
+    if linker is None:
+        return
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        inside_link = 0
+        for token in block.children:
+            if token.type == "link_open":
+                inside_link += 1
+            elif token.type == "link_close":
+                inside_link -= 1
+            if token.type != "text" or inside_link or "[" not in token.content:
+                children.append(token)
+                continue
+            children.extend(_split_citations(token, linker))
+        block.children = children
+
+
+def _split_citations(token: Token, linker: CitationLinker) -> list[Token]:
+    out: list[Token] = []
+    text = token.content
+    cursor = 0
+    for match in CITATION_RE.finditer(text):
+        number = int(match.group(1))
+        pages = match.group(2)
+        first_page = int(pages.split(",")[0]) if pages else None
+        target = linker(number, first_page)
+        if target is None:
+            continue
+        url, file_id = target
+        if match.start() > cursor:
+            out.append(_text(text[cursor : match.start()]))
+        link = Token("link_open", "a", 1)
+        link.attrs = {"href": url, "class": "citation", "data-file": file_id, "target": "_blank"}
+        if first_page is not None:
+            link.attrs["data-page"] = str(first_page)
+        out += [link, _text(match.group(0)), Token("link_close", "a", -1)]
+        cursor = match.end()
+    if cursor == 0:
+        return [token]
+    if cursor < len(text):
+        out.append(_text(text[cursor:]))
+    return out
+
+
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+_parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+_parser.core.ruler.after("text_join", "citations", _citation_rule)
+
+
+def render_markdown(text: str, linker: CitationLinker | None = None) -> str:
+    """Sanitized HTML for a Markdown message; citations link through `linker` when given."""
+    html = _parser.render(text, {"citation_linker": linker} if linker else {})
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        filter_style_properties={"text-align"},
+    )
+
+
+def citation_linker(citations: list[dict], url_for: Callable[[str, int | None], str]) -> CitationLinker:
+    """A linker over a message's stored citations: inline number n opens that reference's file at the page."""
+    targets: dict[int, str] = {}
+    for citation in citations:
+        for reference in citation.get("references", []):
+            targets.setdefault(int(reference["number"]), str(reference["file_id"]))
+
+    def link(number: int, page: int | None) -> tuple[str, str] | None:
+        file_id = targets.get(number)
+        if file_id is None:
+            return None
+        return url_for(file_id, page), file_id
+
+    return link
+
+
+def stable_boundary(text: str, start: int = 0) -> int:
+    """The end of the last complete Markdown block in `text` (after a blank line outside a code fence), or
+    `start` when no block completed since `start`. Streaming renders each completed block once."""
+    boundary = start
+    in_fence = False
+    fence = ""
+    position = 0
+    previous_blank = False
+    for line in text.splitlines(keepends=True):
+        end = position + len(line)
+        stripped = line.strip()
+        if not line.endswith("\n"):
+            break  # the last line is still arriving
+        marker = stripped[:3]
+        if marker in ("```", "~~~") and (not in_fence or marker == fence):
+            in_fence, fence = (not in_fence, marker)
+            if not in_fence and end > start:
+                boundary = end  # a closed fence ends a block
+        elif not in_fence and not stripped and not previous_blank and end > start:
+            boundary = end
+        previous_blank = not stripped
+        position = end
+    return max(boundary, start)

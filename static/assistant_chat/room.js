@@ -1,0 +1,352 @@
+// The room page: one websocket per room, the protocol of assistant_chat/events.py, no build step.
+//
+// Safety: text from members and models is only ever put in the page with textContent. HTML comes only from the
+// server, where Markdown was rendered by a real parser and cleaned by a sanitizer (assistant_chat/rendering.py).
+// Streaming: each delta carries `seq`; text is applied only in order, a gap asks the server to resume from the
+// last seq held, and `assistant.done` replaces the message with the saved one.
+(function () {
+  "use strict";
+
+  const state = JSON.parse(document.getElementById("room-state").textContent);
+  const list = document.getElementById("messages");
+  const composer = document.getElementById("composer");
+  const input = document.getElementById("composer-input");
+  const stopButton = document.getElementById("stop");
+  const announcer = document.getElementById("announcer");
+  const alertBox = document.getElementById("alert");
+  const connection = document.getElementById("connection");
+  const streams = new Map(); // message id -> {seq, raw, upto, el}
+  let socket = null;
+  let retry = 0;
+  let pendingClientId = null;
+  let newConversationId = null;
+  let lastMessageId = state.last_message_id || 0;
+  let resumeAsked = new Set();
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    showAlert("Not connected; trying again…");
+    return false;
+  }
+
+  function showAlert(text) {
+    if (!alertBox) return;
+    alertBox.textContent = text;
+    alertBox.hidden = !text;
+  }
+
+  function announce(text) {
+    if (!announcer || !text) return;
+    const line = el("p", "", text);
+    announcer.appendChild(line);
+    while (announcer.childNodes.length > 5) announcer.removeChild(announcer.firstChild);
+  }
+
+  // --- messages --------------------------------------------------------------------------------------------------
+
+  function findMessage(id) {
+    return list ? list.querySelector('li.message[data-id="' + id + '"]') : null;
+  }
+
+  function metaDetails(m) {
+    if (m.role !== "assistant" || m.status === "streaming") return "";
+    let text = m.model || "";
+    if (m.usage && m.usage.completion_tokens) text += " · " + m.usage.prompt_tokens + "+" + m.usage.completion_tokens + " tokens";
+    if (m.status !== "complete") text += " · " + m.status;
+    return text;
+  }
+
+  function renderMessage(m) {
+    let li = findMessage(m.id);
+    if (!li) {
+      li = el("li");
+      li.dataset.id = m.id;
+      const meta = el("div", "meta");
+      meta.append(el("span", "author"), el("time"), el("span", "details"));
+      li.append(meta, el("div", "body"));
+      // Keep messages in id order even when a resume or sync delivers them late.
+      const after = Array.from(list.children).find((node) => Number(node.dataset.id) > m.id);
+      list.insertBefore(li, after || null);
+    }
+    li.className = "message " + m.role + " status-" + m.status;
+    li.dataset.status = m.status;
+    li.dataset.seq = m.seq;
+    li.querySelector(".author").textContent = m.role === "assistant" ? "Assistant" : m.author || "Someone";
+    const time = li.querySelector("time");
+    time.dateTime = m.created_at;
+    time.textContent = formatTime(m.created_at);
+    li.querySelector(".details").textContent = metaDetails(m);
+    li.querySelector(".body").innerHTML = m.html; // sanitized on the server
+    let error = li.querySelector(".message-error");
+    if (m.error) {
+      if (!error) li.appendChild((error = el("p", "message-error")));
+      error.textContent = m.error;
+    } else if (error) {
+      error.remove();
+    }
+    lastMessageId = Math.max(lastMessageId, m.id);
+    return li;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function startStream(m, seq) {
+    const li = renderMessage(m);
+    const body = li.querySelector(".body");
+    body.textContent = "";
+    const blocks = el("div", "blocks");
+    const tail = el("div", "tail");
+    body.append(blocks, tail);
+    streams.set(m.id, { seq: seq || 0, raw: "", upto: 0, blocks: blocks, tail: tail });
+    updateStop();
+  }
+
+  function applyDelta(d) {
+    let s = streams.get(d.message_id);
+    if (!s) {
+      // A delta for an answer this page has not seen start: fetch the message and its text so far.
+      askResume(d.message_id, 0, true);
+      return;
+    }
+    const first = d.from_seq || d.seq;
+    if (d.seq <= s.seq) return; // already have it
+    if (first !== s.seq + 1) {
+      askResume(d.message_id, s.seq, false);
+      return;
+    }
+    resumeAsked.delete(d.message_id);
+    s.seq = d.seq;
+    s.raw += d.text;
+    if (d.html) {
+      s.blocks.insertAdjacentHTML("beforeend", d.html); // sanitized on the server, rendered once per block
+      s.upto = d.html_upto;
+      const done = document.createElement("div");
+      done.innerHTML = d.html;
+      announce(done.textContent);
+    }
+    s.tail.textContent = s.raw.slice(s.upto);
+    const li = findMessage(d.message_id);
+    if (li) li.dataset.seq = d.seq;
+  }
+
+  function askResume(messageId, lastSeq, sync) {
+    if (resumeAsked.has(messageId)) return;
+    resumeAsked.add(messageId);
+    if (sync && state.conversation_id) {
+      send({ type: "conversation.sync", conversation_id: state.conversation_id, after_id: lastMessageId });
+    } else {
+      send({ type: "turn.resume", message_id: messageId, last_seq: lastSeq });
+    }
+  }
+
+  function endStream(m) {
+    const s = streams.get(m.id);
+    if (s) {
+      const tail = s.raw.slice(s.upto);
+      if (tail) announce(tail);
+    }
+    streams.delete(m.id);
+    resumeAsked.delete(m.id);
+    renderMessage(m);
+    announce(m.status === "complete" ? "Answer complete." : m.status === "cancelled" ? "Answer stopped." : "Answer failed: " + m.error);
+    updateStop();
+  }
+
+  function updateStop() {
+    if (stopButton) stopButton.disabled = streams.size === 0;
+  }
+
+  // --- events ----------------------------------------------------------------------------------------------------
+
+  const handlers = {
+    "room.joined": function (e) {
+      setPresence(e.presence);
+    },
+    presence: function (e) {
+      setPresence(e.members);
+    },
+    "chat.message": function (e) {
+      if (e.message.conversation_id !== state.conversation_id) return bumpConversation(e.message.conversation_id);
+      renderMessage(e.message);
+      if (e.client_id && e.client_id === pendingClientId) {
+        input.value = "";
+        pendingClientId = null;
+        showAlert("");
+      }
+    },
+    "assistant.start": function (e) {
+      if (e.message.conversation_id !== state.conversation_id) return;
+      if (!streams.has(e.message.id)) startStream(e.message, 0);
+      // Joined mid-turn: the text so far comes on request, from the seq this page holds.
+      if (e.resume) send({ type: "turn.resume", message_id: e.message.id, last_seq: streams.get(e.message.id).seq });
+    },
+    "assistant.delta": function (e) {
+      if (e.conversation_id !== state.conversation_id) return;
+      applyDelta(e);
+    },
+    "assistant.done": function (e) {
+      if (e.message.conversation_id !== state.conversation_id) return;
+      endStream(e.message);
+    },
+    "assistant.error": function (e) {
+      if (e.message.conversation_id !== state.conversation_id) return;
+      endStream(e.message);
+    },
+    "conversation.created": function (e) {
+      addConversation(e.conversation);
+      if (e.client_id && e.client_id === newConversationId) {
+        window.location.search = "?c=" + e.conversation.id;
+      }
+    },
+    "conversation.renamed": function (e) {
+      const link = document.querySelector('#conversation-list li[data-id="' + e.conversation.id + '"] a');
+      if (link) link.textContent = e.conversation.title;
+      if (e.conversation.id === state.conversation_id) {
+        document.getElementById("conversation-title").textContent = e.conversation.title;
+      }
+    },
+    error: function (e) {
+      showAlert(e.message); // the composer keeps its text
+      if (e.client_id && e.client_id === pendingClientId) pendingClientId = null;
+    },
+  };
+
+  function setPresence(names) {
+    const node = document.getElementById("presence");
+    if (node) node.textContent = names.join(", ");
+  }
+
+  function addConversation(c) {
+    const ul = document.getElementById("conversation-list");
+    if (!ul || ul.querySelector('li[data-id="' + c.id + '"]')) return;
+    const li = el("li");
+    li.dataset.id = c.id;
+    const a = el("a", "", c.title);
+    a.href = "?c=" + c.id;
+    li.appendChild(a);
+    ul.insertBefore(li, ul.firstChild);
+  }
+
+  function bumpConversation(id) {
+    const li = document.querySelector('#conversation-list li[data-id="' + id + '"]');
+    if (li && li.parentNode.firstChild !== li) li.parentNode.insertBefore(li, li.parentNode.firstChild);
+    if (li) li.classList.add("unread");
+  }
+
+  // --- socket ----------------------------------------------------------------------------------------------------
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + "/ws/rooms/" + state.room + "/");
+    socket.addEventListener("open", function () {
+      retry = 0;
+      connection.textContent = "Connected";
+      connection.classList.remove("offline");
+      resumeAsked = new Set();
+      if (state.conversation_id) {
+        // Whatever arrived while we were away, then the rest of every answer still streaming.
+        send({ type: "conversation.sync", conversation_id: state.conversation_id, after_id: lastMessageId });
+        streams.forEach(function (s, id) {
+          send({ type: "turn.resume", message_id: id, last_seq: s.seq });
+        });
+      }
+    });
+    socket.addEventListener("message", function (message) {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (err) {
+        return;
+      }
+      const handler = handlers[event.type];
+      if (handler) handler(event);
+    });
+    socket.addEventListener("close", function (event) {
+      connection.classList.add("offline");
+      if (event.code === 4403) {
+        connection.textContent = "You no longer have access to this room.";
+        return;
+      }
+      connection.textContent = "Disconnected; reconnecting…";
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, 250 * Math.pow(2, retry));
+    });
+  }
+
+  // --- the page's controls ---------------------------------------------------------------------------------------
+
+  if (composer) {
+    composer.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const content = input.value;
+      if (!content.trim()) {
+        showAlert("Message content cannot be empty");
+        return;
+      }
+      pendingClientId = "m" + Date.now() + Math.random().toString(16).slice(2, 8);
+      send({ type: "message.send", conversation_id: state.conversation_id, content: content, client_id: pendingClientId });
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    });
+  }
+  if (stopButton) {
+    stopButton.addEventListener("click", function () {
+      streams.forEach(function (_s, id) {
+        send({ type: "turn.cancel", message_id: id });
+      });
+    });
+  }
+  document.getElementById("new-conversation").addEventListener("click", function () {
+    newConversationId = "c" + Date.now();
+    send({ type: "conversation.create", title: "New conversation", client_id: newConversationId });
+  });
+  const renameButton = document.getElementById("rename-button");
+  const renameForm = document.getElementById("rename-form");
+  if (renameButton && renameForm) {
+    renameButton.addEventListener("click", function () {
+      renameForm.hidden = false;
+      renameButton.hidden = true;
+      document.getElementById("rename-input").focus();
+    });
+    renameForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      send({ type: "conversation.rename", conversation_id: state.conversation_id, title: document.getElementById("rename-input").value });
+      renameForm.hidden = true;
+      renameButton.hidden = false;
+    });
+  }
+
+  // Messages the server rendered: times in the reader's zone, and streaming answers picked up where they are.
+  document.querySelectorAll("li.message time").forEach(function (node) {
+    node.textContent = formatTime(node.getAttribute("datetime"));
+  });
+  Object.keys(state.streaming || {}).forEach(function (id) {
+    const li = findMessage(id);
+    const body = li.querySelector(".body");
+    body.textContent = "";
+    const blocks = el("div", "blocks");
+    const tail = el("div", "tail");
+    body.append(blocks, tail);
+    streams.set(Number(id), { seq: 0, raw: "", upto: 0, blocks: blocks, tail: tail });
+  });
+  updateStop();
+  connect();
+})();

@@ -9,4 +9,6 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from assistant_chat.api.asgi_chat import chat_fast_path  # noqa: E402
+
+application = ProtocolTypeRouter({"http": chat_fast_path(django_asgi_app)})

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -30,31 +30,48 @@ from .shapes import file_json
 
 logger = logging.getLogger(__name__)
 
-AsyncHandler = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
+RunSync = Callable[..., Awaitable[Any]]
 
 
-def async_api_view(handler: AsyncHandler) -> Callable[..., Coroutine[Any, Any, HttpResponseBase]]:
-    """POST-only async view with key authentication and the error envelope (see http.api_view)."""
+async def in_request_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Django's way: the request's own thread (what the URLconf views use, and what the test client expects)."""
+    return await sync_to_async(fn)(*args)
 
-    @csrf_exempt
-    async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
-        if request.method != "POST":
-            response = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
-            response["Allow"] = "POST"
-            return response
-        try:
-            key = await sync_to_async(selectors.api_key_authenticate)(raw_key=presented_key(request))
-            return await handler(request, key, **kwargs)
-        except errors.ChatError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        except provider_base.ProviderError as exc:
-            return provider_error_response(exc)
-        except Exception:
-            logger.exception("API %s %s failed", request.method, request.path)
-            return error_response(500, "UNKNOWN", "Internal server error")
 
-    view.__name__ = handler.__name__
-    return view
+async def respond(request: HttpRequest, name: str, *, standard: bool, run_sync: RunSync) -> HttpResponseBase:
+    """Both chat endpoints, for both ways in: Django's URLconf (the views below) and the lean ASGI app
+    (`asgi_chat`), which passes a `run_sync` whose threads keep their database connection.
+
+    POST only; the key is checked first, then the body; everything that can fail does so before a stream starts,
+    as Pinecone's error envelope (see http.api_view).
+    """
+    if request.method != "POST":
+        response = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
+        response["Allow"] = "POST"
+        return response
+    try:
+        # One trip to a thread for all the database work (key, assistant, models, retrieval): each trip costs.
+        prepared, stream = await run_sync(_authorize_and_prepare, presented_key(request), name, request, standard)
+        if standard:
+            return await _chat(request, prepared, stream)
+        return await _chat_completions(prepared, stream)
+    except errors.ChatError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except provider_base.ProviderError as exc:
+        return provider_error_response(exc)
+    except Exception:
+        logger.exception("API %s %s failed", request.method, request.path)
+        return error_response(500, "UNKNOWN", "Internal server error")
+
+
+@csrf_exempt
+async def chat(request: HttpRequest, name: str) -> HttpResponseBase:
+    return await respond(request, name, standard=True, run_sync=in_request_thread)
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest, name: str) -> HttpResponseBase:
+    return await respond(request, name, standard=False, run_sync=in_request_thread)
 
 
 def provider_error_response(exc: provider_base.ProviderError) -> JsonResponse:
@@ -82,6 +99,13 @@ def _bool(body: dict, name: str) -> bool:
     if not isinstance(value, bool):
         raise errors.InvalidArgument(f"{name} must be true or false")
     return value
+
+
+def _authorize_and_prepare(
+    raw_key: str | None, name: str, request: HttpRequest, standard: bool
+) -> tuple[turns.PreparedTurn, bool]:
+    key = selectors.api_key_authenticate(raw_key=raw_key)
+    return _prepare(key, name, json_body(request), standard=standard)
 
 
 def _prepare(key: ApiKey, name: str, body: dict, *, standard: bool) -> tuple[turns.PreparedTurn, bool]:
@@ -169,10 +193,7 @@ async def _events(prepared: turns.PreparedTurn, heartbeat: float | None) -> Asyn
             task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
 
 
-@async_api_view
-async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponseBase:
-    body = json_body(request)
-    prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=True)
+async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool) -> HttpResponseBase:
     model = prepared.spec.upstream_model
     if not stream:
         result = await turns.collect(prepared)
@@ -217,10 +238,7 @@ async def chat(request: HttpRequest, key: ApiKey, name: str) -> HttpResponseBase
     return _stream_response(events())
 
 
-@async_api_view
-async def chat_completions(request: HttpRequest, key: ApiKey, name: str) -> HttpResponseBase:
-    body = json_body(request)
-    prepared, stream = await sync_to_async(_prepare)(key, name, body, standard=False)
+async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpResponseBase:
     model = prepared.spec.upstream_model
     created = int(time.time())
     if not stream:

@@ -69,6 +69,7 @@ def registry() -> Registry:
             connect_timeout=settings.PROVIDER_CONNECT_TIMEOUT,
             read_timeout=settings.PROVIDER_READ_TIMEOUT,
             max_retries=settings.PROVIDER_MAX_RETRIES,
+            offline_words_per_second=settings.OFFLINE_MODEL_WORDS_PER_SECOND,
             custom=custom,
         )
     )

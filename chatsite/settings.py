@@ -159,7 +159,8 @@ STORAGES = {
         )
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Serve files straight from the apps without collectstatic (development and the live test servers).
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -209,6 +210,8 @@ PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
 # Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
+# Pace of the built-in offline model, in words per second (0: as fast as possible; bin/run uses 25 for the demo).
+OFFLINE_MODEL_WORDS_PER_SECOND = env_float("OFFLINE_MODEL_WORDS_PER_SECOND", 0.0)
 # The chat endpoints' database work runs on this many threads, each keeping its connection for this many seconds
 # (Django's own request path opens one per request under ASGI); see assistant_chat/api/db_threads.py.
 CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 4)

@@ -144,14 +144,20 @@ def _estimate_tokens(text: str) -> int:
 
 
 class OfflineProvider:
-    """Streams `compose_answer` word by word, yielding to the event loop between words."""
+    """Streams `compose_answer` word by word, yielding to the event loop between words; with `words_per_second`
+    it paces the words like a hosted model would (the demo sets this so streaming is visible)."""
 
     name = "offline"
+
+    def __init__(self, words_per_second: float = 0.0) -> None:
+        self.pause = 1.0 / words_per_second if words_per_second > 0 else 0.0
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         answer = compose_answer(question, request.context)
-        for piece in _PIECE.findall(answer):
+        for index, piece in enumerate(_PIECE.findall(answer)):
+            if index and self.pause:
+                await asyncio.sleep(self.pause)
             yield Delta(piece)
             await asyncio.sleep(0)  # a real stream: other tasks (and a cancel) get their turn between words
         prompt = sum(_estimate_tokens(m.content) for m in request.messages)

@@ -71,6 +71,7 @@ class CustomEndpoint:
 
 @dataclass(frozen=True)
 class ProviderSettings:
+    offline_words_per_second: float = 0.0  # 0: as fast as the event loop allows
     openai_api_key: str = ""
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_api_key: str = ""
@@ -137,7 +138,7 @@ class Registry:
         """A provider instance for the spec (cheap to build; one per turn)."""
         s = self.settings
         if spec.provider == "offline":
-            return OfflineProvider()
+            return OfflineProvider(words_per_second=s.offline_words_per_second)
         if spec.provider == "openai_compatible":
             endpoint = self._custom[spec.id]
             cls: type[HttpProvider] = OpenAIProvider

@@ -111,6 +111,7 @@ def start_server(tmp_dir: Path, *, database_url: str = "", extra_env: dict[str, 
         "DJANGO_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "STATIC_MANIFEST": "false",
+        "WHITENOISE_USE_FINDERS": "true",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

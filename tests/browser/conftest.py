@@ -1,0 +1,61 @@
+"""Browser fixtures: Playwright for Python driving the system Chromium headless, against a live Daphne.
+
+Chromium comes from the OS (`apt-get install chromium`; `.ci/run` installs it); Playwright's own browser
+download is not used. Without Chromium or Playwright these tests skip with the reason, except in CI.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.servers import ROOT, require
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(None if path else "Chromium is not installed (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require("Playwright for Python is not installed (pip install playwright)")
+    return path or ""
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def log_in(browser: Any, base_url: str, username: str, password: str, next_path: str) -> Any:
+    """A new browser context (its own cookies) signed in as `username`, on `next_path`."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    page.goto(f"/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+    return page

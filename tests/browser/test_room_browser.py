@@ -1,0 +1,124 @@
+"""Two members in one room, in two browser contexts: both watch the answer stream in and end with the same text,
+the citation opens the right file at the right page, and hostile text stays inert for everyone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import log_in
+from tests.support import servers
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+SEED = Path(__file__).with_name("seed_room.py")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.LiveServer, dict[str, Any]]]:
+    # The offline model paces its words so that the stream is visibly a stream in both browsers.
+    server = servers.start_server(
+        tmp_path_factory.mktemp("browser"), extra_env={"OFFLINE_MODEL_WORDS_PER_SECOND": "15"}
+    )
+    seeded = json.loads(server.manage("shell", "-c", SEED.read_text()).strip().splitlines()[-1])
+    yield server, seeded
+    server.stop()
+
+
+def test_two_members_watch_the_same_answer_stream_and_open_the_cited_page(browser, site, artifacts):
+    server, seeded = site
+    alice = log_in(browser, server.url, "alice", "alice-pw-1", "/rooms/lab/")
+    bob = log_in(browser, server.url, "bob", "bob-pw-1", "/rooms/lab/")
+    for page in (alice, bob):
+        page.wait_for_selector("#connection:has-text('Connected')")
+    bob.wait_for_function("document.getElementById('presence').textContent.includes('alice')")
+
+    alice.fill("#composer-input", "How do sea otters open shellfish?")
+    alice.keyboard.press("Enter")
+
+    # Bob sees the question and then the answer growing in place, before it is complete.
+    bob.wait_for_selector("li.message.user:has-text('How do sea otters open shellfish?')")
+    streaming = bob.wait_for_selector("li.message.assistant.status-streaming")
+    bob.wait_for_function(
+        "() => { const t = document.querySelector('li.message.assistant.status-streaming .tail');"
+        " return t && t.textContent.split(' ').length > 3; }"
+    )
+    partial = streaming.inner_text()
+    for page in (alice, bob):
+        page.wait_for_selector("li.message.assistant.status-complete", timeout=30_000)
+    alice_text = alice.inner_text("li.message.assistant .body")
+    bob_text = bob.inner_text("li.message.assistant .body")
+    assert alice_text == bob_text
+    assert "rocks" in bob_text and len(bob_text) > len(partial) > 0
+    assert alice.input_value("#composer-input") == ""  # sent, so the composer cleared
+    bob.screenshot(path=str(artifacts / "room-two-members.png"), full_page=True)
+
+    # The citation opens the PDF at page 2, where the otters are.
+    citation = bob.locator("li.message.assistant a.citation").first
+    assert citation.get_attribute("data-file") == seeded["guide"]
+    assert citation.get_attribute("data-page") == "2"
+    with bob.context.expect_page() as opened:
+        citation.click()
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    assert f"/rooms/lab/files/{seeded['guide']}/" in viewer.url and "page=2" in viewer.url
+    cited = viewer.locator("section.page.cited")
+    assert cited.get_attribute("id") == "page-2"
+    assert "Sea otters use rocks" in cited.inner_text()
+    viewer.screenshot(path=str(artifacts / "file-viewer-page-2.png"))
+    alice.context.close()
+    bob.context.close()
+
+
+def test_script_in_a_message_a_file_and_the_model_output_stays_inert(browser, site, artifacts):
+    server, _seeded = site
+    alice = log_in(browser, server.url, "alice", "alice-pw-1", "/rooms/lab/")
+    bob = log_in(browser, server.url, "bob", "bob-pw-1", "/rooms/lab/")
+    for page in (alice, bob):
+        page.wait_for_selector("#connection:has-text('Connected')")
+    hostile_question = (
+        "<img src=x onerror=\"window.__pwned='message'\"> How should I handle shellfish shells?"
+        " <script>window.__pwned='message-script'</script>"
+    )
+    answered = alice.locator("li.message.assistant.status-complete").count()
+    alice.fill("#composer-input", hostile_question)
+    alice.keyboard.press("Enter")
+    for page in (alice, bob):
+        page.wait_for_function(
+            f"document.querySelectorAll('li.message.assistant.status-complete').length > {answered}",
+            timeout=30_000,
+        )
+    for page in (alice, bob):
+        last_answer = page.locator("li.message.assistant").last
+        answer_text = last_answer.inner_text()
+        # The model quoted the hostile file: its markup shows as text and none of it ran.
+        assert "<script>" in answer_text or "onerror" in answer_text
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("li.message script, li.message img, li.message [onerror]").count() == 0
+        hrefs = page.eval_on_selector_all("li.message a", "links => links.map(a => a.getAttribute('href'))")
+        assert not any(href and href.strip().lower().startswith("javascript:") for href in hrefs)
+        question = page.locator("li.message.user").last
+        assert "<script>" in question.inner_text()  # the member's text is shown, not run
+    # After a reload (server-rendered history) it is still inert.
+    bob.reload()
+    bob.wait_for_selector("li.message.assistant.status-complete")
+    assert bob.evaluate("window.__pwned") is None
+    assert bob.locator("li.message script, li.message img").count() == 0
+    bob.screenshot(path=str(artifacts / "room-hostile-text.png"), full_page=True)
+    alice.context.close()
+    bob.context.close()
+
+
+def test_a_stranger_gets_a_404_for_the_room_and_its_files(browser, site):
+    server, seeded = site
+    carol = log_in(browser, server.url, "carol", "carol-pw-1", "/")
+    assert "Lab" not in carol.inner_text("main")
+    response = carol.goto("/rooms/lab/")
+    assert response is not None and response.status == 404
+    response = carol.goto(f"/rooms/lab/files/{seeded['guide']}/")
+    assert response is not None and response.status == 404
+    carol.context.close()

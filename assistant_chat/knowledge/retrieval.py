@@ -7,11 +7,14 @@ so a snippet reads as a passage and not a fragment. Reads only; imports nothing 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 
 from ..models import Assistant, Chunk, File
 from .filters import MetadataFilter
@@ -64,7 +67,7 @@ def retrieve(
     available = File.objects.filter(assistant=assistant, status=File.Status.AVAILABLE)
     allowed: set[int] | None = None
     if metadata_filter is not None:
-        allowed = {file.pk for file in available.only("pk", "metadata") if metadata_filter.matches(file.metadata)}
+        allowed = _files_matching(available, metadata_filter)
         if not allowed:
             return []
     hits = search_chunks(
@@ -98,31 +101,60 @@ def retrieve(
     return snippets
 
 
-def _neighbours(hits: list) -> dict[tuple[int, int], Chunk]:
-    """Every hit's chunk and its neighbours, in one query."""
-    wanted: dict[int, set[int]] = {}
-    for hit in hits:
-        wanted.setdefault(hit.file_pk, set()).update(
-            range(max(hit.ordinal - NEIGHBOUR_RADIUS, 0), hit.ordinal + NEIGHBOUR_RADIUS + 1)
-        )
-    condition = Q()
-    for file_pk, ordinals in wanted.items():
-        condition |= Q(file_id=file_pk, ordinal__in=sorted(ordinals))
+def _files_matching(available: QuerySet[File], metadata_filter: MetadataFilter) -> set[int]:
+    """The files whose metadata the filter accepts. Files often share metadata, so the filter runs once per
+    distinct metadata text rather than once per file, and no File objects are built (both were most of the cost
+    of a filtered retrieval over 1,000 files)."""
+    by_text: dict[str | None, list[int]] = {}
+    for pk, text in available.annotate(metadata_text=Cast("metadata", TextField())).values_list("pk", "metadata_text"):
+        by_text.setdefault(text, []).append(pk)
     return {
-        (chunk.file_id, chunk.ordinal): chunk
-        for chunk in Chunk.objects.filter(condition).only("file_id", "ordinal", "text", "pages", "tokens")
+        pk
+        for text, pks in by_text.items()
+        if metadata_filter.matches(json.loads(text) if text is not None else None)
+        for pk in pks
     }
 
 
+class _Piece(NamedTuple):
+    """The columns of a chunk that growing a snippet reads."""
+
+    ordinal: int
+    text: str
+    pages: list[int]
+    tokens: int
+
+
+def _neighbours(hits: list) -> dict[tuple[int, int], _Piece]:
+    """Every hit's chunk and its neighbours, in one query (raw SQL: building the ORM's OR of one condition per
+    hit cost more than running it)."""
+    ranges = sorted(
+        {(hit.file_pk, max(hit.ordinal - NEIGHBOUR_RADIUS, 0), hit.ordinal + NEIGHBOUR_RADIUS) for hit in hits}
+    )
+    where = " OR ".join(["(file_id = %s AND ordinal BETWEEN %s AND %s)"] * len(ranges))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT file_id, ordinal, text, pages, tokens FROM {Chunk._meta.db_table} WHERE {where}",  # noqa: S608
+            [value for bounds in ranges for value in bounds],
+        )
+        rows = cursor.fetchall()
+    pieces = {}
+    for file_id, ordinal, text, pages, tokens in rows:
+        if isinstance(pages, str):  # SQLite returns JSON columns as text through a raw cursor
+            pages = json.loads(pages)
+        pieces[(file_id, ordinal)] = _Piece(ordinal, text, pages or [], tokens)
+    return pieces
+
+
 def _grow(
-    file_pk: int, ordinal: int, text: str, pages: list[int], neighbours: dict[tuple[int, int], Chunk], budget: int
+    file_pk: int, ordinal: int, text: str, pages: list[int], neighbours: dict[tuple[int, int], _Piece], budget: int
 ) -> tuple[list[int], str, list[int], int]:
     """Extend a hit with following, then preceding chunks while the token budget allows and the pages match."""
     centre = neighbours.get((file_pk, ordinal))
     used = centre.tokens if centre else len(text.split())
     hit_pages = set(pages)
-    before: list[Chunk] = []
-    after: list[Chunk] = []
+    before: list[_Piece] = []
+    after: list[_Piece] = []
     for step in range(1, NEIGHBOUR_RADIUS + 1):
         grew = False
         for side, position in ((after, ordinal + step), (before, ordinal - step)):

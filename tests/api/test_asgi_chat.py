@@ -1,0 +1,106 @@
+"""The lean chat handler (api/asgi_chat.py) as Daphne calls it: only chat POSTs take it, and what they get back
+(answers, errors, the site's security headers, the host check) is what Django's own path gives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
+
+from assistant_chat import services
+from assistant_chat.api.asgi_chat import chat_fast_path
+from assistant_chat.models import ApiKey
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = {"messages": [{"role": "user", "content": "How do otters open shellfish?"}], "model": "offline"}
+
+
+async def call(
+    method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1"
+) -> tuple[int, dict, bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    start = await communicator.receive_output(10)
+    parts = []
+    while True:
+        message = await communicator.receive_output(10)
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, b"".join(parts)
+
+
+@pytest.fixture
+def key() -> str:
+    assistant = services.assistant_create(name="books")
+    services.file_upload(
+        assistant=assistant, name="otters.txt", data=b"Sea otters use rocks as tools to crack open shellfish."
+    )[2].result(timeout=30)
+    return services.api_key_create(name="test")[1]
+
+
+async def test_completion_with_the_site_headers(key: str) -> None:
+    status, headers, body = await call(
+        "POST", "/assistant/chat/books/chat/completions", json.dumps(QUESTION).encode(), ((b"api-key", key.encode()),)
+    )
+    assert status == 200
+    assert "rocks" in json.loads(body)["choices"][0]["message"]["content"]
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"x-content-type-options"] == b"nosniff"
+
+
+async def test_stream(key: str) -> None:
+    status, _, body = await call(
+        "POST",
+        "/assistant/chat/books",
+        json.dumps({**QUESTION, "stream": True}).encode(),
+        ((b"authorization", f"Bearer {key}".encode()),),
+    )
+    events = [json.loads(line[5:]) for line in body.decode().splitlines() if line.startswith("data:")]
+    assert status == 200
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_end"
+
+
+async def test_errors_keep_the_envelope(key: str) -> None:
+    status, _, body = await call("POST", "/assistant/chat/books", json.dumps(QUESTION).encode())
+    assert (status, json.loads(body)["error"]["code"]) == (401, "UNAUTHENTICATED")
+    status, _, body = await call(
+        "POST", "/assistant/chat/nope", json.dumps(QUESTION).encode(), ((b"api-key", key.encode()),)
+    )
+    assert (status, json.loads(body)["status"]) == (404, 404)
+    status, _, body = await call("POST", "/assistant/chat/books", b"{", ((b"api-key", key.encode()),))
+    assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
+
+
+async def test_other_methods_and_hosts_get_djangos_answer(key: str) -> None:
+    status, headers, body = await call("GET", "/assistant/chat/books", headers=((b"api-key", key.encode()),))
+    assert status == 405 and headers[b"allow"] == b"POST"
+    status, _, _ = await call("POST", "/assistant/chat/books", json.dumps(QUESTION).encode(), host=b"evil.example")
+    assert status == 400
+
+
+async def test_a_revoked_key_is_refused_at_once(key: str) -> None:
+    await call("POST", "/assistant/chat/books", json.dumps(QUESTION).encode(), ((b"api-key", key.encode()),))
+    await sync_to_async(ApiKey.objects.update)(revoked=True)
+    status, _, _ = await call(
+        "POST", "/assistant/chat/books", json.dumps(QUESTION).encode(), ((b"api-key", key.encode()),)
+    )
+    assert status == 401

@@ -28,7 +28,7 @@ from . import chat, db_threads
 
 logger = logging.getLogger(__name__)
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
 
 # The same routes as api/urls.py (`<str:name>` matches one path segment).
 CHAT_PATH = re.compile(r"/assistant/chat/(?P<name>[^/]+)(?P<completions>/chat/completions)?")

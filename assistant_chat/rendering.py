@@ -29,7 +29,7 @@ ALLOWED_ATTRIBUTES = {
     "th": {"style"},
     "td": {"style"},
 }
-ALLOWED_CLASSES = {"a": {"citation"}, "code": {"language-*"}}
+ALLOWED_CLASSES = {"a": {"citation"}}
 
 # A citation's link target: (inline number, first page or None) -> (url, file id) or None when unknown.
 CitationLinker = Callable[[int, int | None], tuple[str, str] | None]

@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from . import errors, events, selectors, services, turns
+from .coalescer import Coalescer
 from .fanout import LOG_KEEP_SECONDS, Fanout, fanout
 from .knowledge.filters import FilterError, parse_filter
 from .models import Message
@@ -183,16 +184,14 @@ class _Stream:
     def __init__(self, runner: TurnRunner, turn: RunningTurn) -> None:
         self.runner = runner
         self.turn = turn
-        self.window = settings.CHAT_COALESCE_MS / 1000
         self.started = time.perf_counter()
         self.first_token_ms: float | None = None
         self.parts: list[str] = []
-        self.pending: list[str] = []
+        self.coalescer = Coalescer(settings.CHAT_COALESCE_MS / 1000)
         self.seq = 0
         self.rendered_upto = 0
         self.citations: list[turns.Citation] = []
         self.files: dict[int, str] = {}  # inline number -> file id
-        self.last_flush = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.sender = asyncio.ensure_future(self._send())
@@ -214,8 +213,11 @@ class _Stream:
         if self.first_token_ms is None:
             self.first_token_ms = (time.perf_counter() - self.started) * 1000
         self.parts.append(text)
-        self.pending.append(text)
-        self._schedule()
+        if self.coalescer.add(text):
+            self.flush()
+        elif self.timer is None:
+            due = self.coalescer.deadline() or time.monotonic()
+            self.timer = asyncio.get_running_loop().call_later(max(0.0, due - time.monotonic()), self.flush)
 
     def add_citation(self, citation: turns.Citation) -> None:
         self.citations.append(citation)
@@ -223,22 +225,13 @@ class _Stream:
             self.files.setdefault(reference.number, reference.file.file_id)
         self.add(citation.inline())
 
-    def _schedule(self) -> None:
-        now = time.monotonic()
-        if now - self.last_flush >= self.window:
-            self.flush()
-        elif self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self.window - (now - self.last_flush), self.flush)
-
     def flush(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if not self.pending:
+        text = self.coalescer.take()
+        if not text:
             return
-        self.last_flush = time.monotonic()
-        text = "".join(self.pending)
-        self.pending.clear()
         self.seq += 1
         full = self.text
         html, html_upto = "", 0
@@ -265,8 +258,9 @@ class _Stream:
                 "frame": events.encode(event),
             }
         )
-        if self.last_flush - self.last_checkpoint >= self.checkpoint_every:
-            self.last_checkpoint = self.last_flush
+        now = time.monotonic()
+        if now - self.last_checkpoint >= self.checkpoint_every:
+            self.last_checkpoint = now
             self.outbox.put_nowait({"type": "checkpoint", "content": full, "seq": self.seq})
 
     def _linker(self, number: int, page: int | None) -> tuple[str, str] | None:
@@ -377,3 +371,14 @@ async def cancel_turn(*, message: Message) -> bool:
         await local.fanout.layer.send(message.runner, {"type": "turn.cancel", "message_id": message.pk})
         return True
     return False
+
+
+async def drain(wait: float = 10.0) -> None:
+    """Wait for this process's running turns to end (tests, and a graceful stop)."""
+    hubs = fanout()
+    instance = _runners.get(hubs)
+    if instance is None:
+        return
+    tasks = [turn.task for turn in instance.turns.values() if turn.task is not None and not turn.task.done()]
+    if tasks:
+        await asyncio.wait(tasks, timeout=wait)

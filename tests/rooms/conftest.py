@@ -1,0 +1,15 @@
+"""Room tests end only when the turns they started have ended, so no turn writes while the test database is reset."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from assistant_chat import turn_runner
+
+
+@pytest.fixture(autouse=True)
+async def _turns_end_before_teardown(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    await turn_runner.drain()

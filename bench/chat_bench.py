@@ -113,7 +113,7 @@ def summary(values: list[float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    up_port, site_port = free_port(), free_port()
+    up_port, site_port, django_port = free_port(), free_port(), free_port()
     upstream = await upstream_server(up_port, args.tokens, args.rate)
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -163,21 +163,27 @@ async def run(args: argparse.Namespace) -> None:
             text=True,
         ).stdout
         retrieval_times = json.loads(retrieval.strip().splitlines()[-1])
-        site = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(site_port), "chatsite.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # The site as deployed, and (for comparison in the same run) plain Django's handler for every request,
+        # i.e. without the lean chat path of api/asgi_chat.py.
+        sites = [
+            subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), f"chatsite.asgi:{app}"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for port, app in ((site_port, "application"), (django_port, "django_asgi_app"))
+        ]
         try:
             async with httpx.AsyncClient(timeout=60) as client:
-                for _ in range(100):
-                    try:
-                        await client.get(f"http://127.0.0.1:{site_port}/login/")
-                        break
-                    except httpx.HTTPError:
-                        await asyncio.sleep(0.1)
+                for port in (site_port, django_port):
+                    for _ in range(100):
+                        try:
+                            await client.get(f"http://127.0.0.1:{port}/login/")
+                            break
+                        except httpx.HTTPError:
+                            await asyncio.sleep(0.1)
                 messages = [{"role": "user", "content": QUESTION}]
                 direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
                 results: dict[str, tuple[list[float], list[float]]] = {}
@@ -191,10 +197,14 @@ async def run(args: argparse.Namespace) -> None:
                         f"http://127.0.0.1:{site_port}/assistant/chat/demo/chat/completions",
                         {"Api-Key": key},
                     ),
+                    "through Django's handler (no lean chat path), assistant with no files": (
+                        f"http://127.0.0.1:{django_port}/assistant/chat/empty/chat/completions",
+                        {"Api-Key": key},
+                    ),
                 }
                 for label, (url, headers) in cases.items():
                     body = {
-                        "model": "bench" if "server" in label else "bench-upstream",
+                        "model": "bench-upstream" if label.startswith("direct") else "bench",
                         "messages": messages,
                         "stream": True,
                     }
@@ -208,8 +218,9 @@ async def run(args: argparse.Namespace) -> None:
                         tails.append(tail)
                     results[label] = (firsts, totals, tails)
         finally:
-            site.terminate()
-            site.wait()
+            for site in sites:
+                site.terminate()
+                site.wait()
             upstream.close()
     base_first = statistics.median(results["direct to upstream (baseline)"][0])
     base_total = statistics.median(results["direct to upstream (baseline)"][1])

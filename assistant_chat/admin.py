@@ -307,3 +307,7 @@ class ModelEndpointAdmin(admin.ModelAdmin):
     list_display = ("model_id", "label", "base_url", "upstream_model", "accepts_temperature", "enabled")
     list_filter = ("enabled",)
     search_fields = ("model_id", "label", "upstream_model")
+
+
+# Rooms, conversations and usage live in their own module; importing it registers them.
+from . import admin_rooms  # noqa: E402, F401

@@ -364,7 +364,11 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at", "-id"]
-        indexes = [models.Index(fields=["room", "-updated_at"])]
+        indexes = [
+            models.Index(fields=["room", "-updated_at"]),
+            # The admin's review list spans rooms, newest activity first: this index serves that order with LIMIT.
+            models.Index(fields=["updated_at", "id"], name="conversation_activity"),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -450,3 +454,13 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"
+
+
+class Usage(Message):
+    """Token usage and turns per day, room, member and model: a read-only report in the admin over assistant
+    messages (no table of its own; `assistant_chat.usage` aggregates)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage"
+        verbose_name_plural = "usage"

@@ -318,3 +318,23 @@ def file_pages(*, file: File) -> list[FilePage]:
     except ParseError:
         return []
     return [FilePage(page.number, page.text) for page in document.pages]
+
+
+# --- staff review (admin) -------------------------------------------------------------------------------------------
+
+
+def rooms_managed_by(*, user: object) -> QuerySet[Room]:
+    """Rooms whose settings, conversations and usage a staff user may see in the admin, archived ones included:
+    every room for superusers and holders of `manage_rooms` (the "Room managers" group), otherwise the rooms the
+    staff user is a member of. Non-staff users manage nothing (they never reach the admin)."""
+    if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return Room.objects.none()
+    if getattr(user, "is_superuser", False) or user.has_perm("assistant_chat.manage_rooms"):  # type: ignore[attr-defined]
+        return Room.objects.all()
+    return Room.objects.filter(pk__in=Room.objects.filter(Q(members=user) | Q(member_groups__user=user)).values("pk"))
+
+
+def room_usage_authors(*, rooms: QuerySet[Room]) -> QuerySet:
+    """Users who asked questions in `rooms` (the review filters list them)."""
+    authors = Message.objects.filter(role=Message.Role.USER, conversation__room__in=rooms).values("author_id")
+    return get_user_model().objects.filter(pk__in=authors).order_by("username")

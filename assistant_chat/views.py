@@ -7,13 +7,14 @@ the user may not enter is a 404, exactly like a room that does not exist. No bus
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from . import errors, events, selectors
+from . import errors, events, exports, selectors
 from .models import Message
 
 
@@ -80,3 +81,33 @@ def room_file(request: HttpRequest, slug: str, file_id: str) -> HttpResponse:
     except ValueError:
         page = 0
     return render(request, "assistant_chat/file.html", {"room": room, "file": file, "pages": pages, "page": page})
+
+
+def _export(request: HttpRequest, slug: str, conversation_id: int, fmt: str) -> HttpResponse:
+    """A conversation of a room the member may enter, as a download; anything else is a 404, like a missing one."""
+    room = _room_or_404(request, slug)
+    try:
+        conversation = selectors.conversation_get_for_user(
+            user=request.user, conversation_id=conversation_id, room=room
+        )
+    except errors.ChatError:
+        raise Http404("Conversation not found") from None
+    return export_response([conversation], fmt, f"{room.slug}-conversation-{conversation.pk}")
+
+
+def export_response(conversations: Any, fmt: str, stem: str) -> HttpResponse:
+    """An export download (JSON or Markdown) of conversations the caller has already checked access to."""
+    body, content_type, suffix = exports.render(conversations, fmt)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{suffix}"'
+    return response
+
+
+@login_required
+def conversation_export_json(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    return _export(request, slug, conversation_id, "json")
+
+
+@login_required
+def conversation_export_markdown(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
+    return _export(request, slug, conversation_id, "md")

@@ -1,0 +1,130 @@
+"""Usage reads for the admin's usage report: turns and tokens per day, room, member and model.
+
+A turn is one assistant message; its member is the author of the question it answers (`reply_to.author`). Callers
+pass the rooms the viewer may see (`selectors.rooms_managed_by`). Reads only; no HTTP here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import Message, Room
+from .selectors import display_name
+
+DIMENSIONS = ("day", "room", "member", "model")
+
+
+@dataclass
+class UsageRow:
+    day: date | None = None
+    room: str = ""
+    room_id: int | None = None
+    member: str = ""
+    member_id: int | None = None
+    model: str = ""
+    turns: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class UsageReport:
+    rows: list[UsageRow] = field(default_factory=list)
+    total: UsageRow = field(default_factory=UsageRow)
+
+
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in the current time zone, so that both days are included whole."""
+    zone = timezone.get_current_timezone()
+    return (
+        datetime.combine(start, time.min, tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
+    )
+
+
+def usage_report(
+    *,
+    rooms: QuerySet[Room],
+    start: date,
+    end: date,
+    room_id: int | None = None,
+    member_id: int | None = None,
+    model: str | None = None,
+    group_by: tuple[str, ...] = DIMENSIONS,
+) -> UsageReport:
+    """Turns and tokens of assistant messages answered between `start` and `end` (inclusive days), grouped by the
+    dimensions in `group_by`, newest day first, then by most tokens."""
+    since, until = day_bounds(start, end)
+    answers = Message.objects.filter(
+        role=Message.Role.ASSISTANT,
+        created_at__gte=since,
+        created_at__lt=until,
+        conversation__room__in=rooms,
+    )
+    if room_id is not None:
+        answers = answers.filter(conversation__room_id=room_id)
+    if member_id is not None:
+        answers = answers.filter(reply_to__author_id=member_id)
+    if model:
+        answers = answers.filter(model=model)
+    keys: dict[str, object] = {}
+    if "day" in group_by:
+        keys["g_day"] = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
+    if "room" in group_by:
+        keys["g_room"] = F("conversation__room_id")
+    if "member" in group_by:
+        keys["g_member"] = F("reply_to__author_id")
+    if "model" in group_by:
+        keys["g_model"] = F("model")
+    grouped = answers.values(**keys) if keys else answers  # type: ignore[arg-type]
+    aggregates = {
+        "turns": Count("id"),
+        "failed": Count("id", filter=Q(status=Message.Status.FAILED)),
+        "prompt": Sum("prompt_tokens"),
+        "completion": Sum("completion_tokens"),
+    }
+    found: list[dict[str, Any]]
+    if keys:
+        found = list(grouped.annotate(**aggregates).order_by())  # type: ignore[arg-type, union-attr]
+    else:
+        found = [answers.aggregate(**aggregates)]
+    room_names: dict[Any, str] = dict(
+        Room.objects.filter(pk__in={r.get("g_room") for r in found}).values_list("pk", "name")
+    )
+    users: dict[Any, Any] = {
+        u.pk: u for u in get_user_model().objects.filter(pk__in={r.get("g_member") for r in found})
+    }
+    report = UsageReport()
+    for item in found:
+        if not item["turns"]:
+            continue
+        member = users.get(item.get("g_member"))
+        row = UsageRow(
+            day=item.get("g_day"),
+            room=room_names.get(item.get("g_room"), ""),
+            room_id=item.get("g_room"),
+            member=display_name(member) if member else ("(unknown)" if "member" in group_by else ""),
+            member_id=item.get("g_member"),
+            model=(item.get("g_model") or "(none)") if "model" in group_by else "",
+            turns=item["turns"],
+            failed=item["failed"],
+            prompt_tokens=item["prompt"] or 0,
+            completion_tokens=item["completion"] or 0,
+        )
+        report.rows.append(row)
+        for name in ("turns", "failed", "prompt_tokens", "completion_tokens"):
+            setattr(report.total, name, getattr(report.total, name) + getattr(row, name))
+    report.rows.sort(key=lambda r: (-(r.day.toordinal() if r.day else 0), -r.total_tokens, r.room, r.member, r.model))
+    return report

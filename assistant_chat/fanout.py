@@ -72,6 +72,8 @@ class TurnLog:
     # is told the turn exists (`assistant.start`) and becomes a watcher when it resumes from the seq it holds,
     # so no socket ever gets the same text twice.
     watchers: dict[str, LocalSocket] = field(default_factory=dict)
+    # Sockets waiting for a backfill to answer their resume: they get the end from `resume`, after their text.
+    resuming: set[str] = field(default_factory=set)
 
     def catch_up(self, last_seq: int) -> str | None:
         """One delta frame with all text after `last_seq` that local sockets have been sent (None if nothing)."""
@@ -112,7 +114,9 @@ class RoomHub:
 
     async def start(self) -> None:
         layer = self.manager.layer
-        self.channel = await layer.new_channel(prefix=f"hub-{self.room_id}.")
+        self.channel = (
+            await layer.new_channel()
+        )  # one prefix per process: channels_redis reads all of them with one BZPOPMIN
         await layer.group_add(self.group, self.channel)
         self._task = asyncio.ensure_future(self._receive_loop())
 
@@ -120,10 +124,9 @@ class RoomHub:
         if self._presence_timer is not None:
             self._presence_timer.cancel()
         await self.manager.layer.group_discard(self.group, self.channel)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        # Stop the loop with a message, never by cancelling it: channels_redis can lose a popped message (and
+        # break the process's shared receive) when a receive() is cancelled mid-read.
+        await self.manager.layer.send(self.channel, {"type": "hub.stop"})
 
     def local_users(self) -> frozenset[int]:
         return frozenset(socket.user_id for socket in self.sockets.values())
@@ -165,7 +168,14 @@ class RoomHub:
     async def _receive_loop(self) -> None:
         layer = self.manager.layer
         while True:
-            message = await layer.receive(self.channel)
+            try:
+                message = await layer.receive(self.channel)
+            except Exception:  # a Redis hiccup must not end the room's fan-out in this process
+                logger.exception("room %s: channel layer receive failed; retrying", self.room_id)
+                await asyncio.sleep(0.5)
+                continue
+            if message["type"] == "hub.stop":
+                return
             try:
                 await self._handle(message)
             except Exception:
@@ -226,7 +236,11 @@ class RoomHub:
         if log.end_frame is not None and not log.finished and log.delivered >= (log.end_seq or 0):
             log.finished = True
             log.watchers.clear()
-            await self.write_all(log.end_frame)
+            if log.resuming:
+                others = {name: sock for name, sock in self.sockets.items() if name not in log.resuming}
+                await self.write_to(others, log.end_frame)
+            else:
+                await self.write_all(log.end_frame)
             asyncio.get_running_loop().call_later(LOG_KEEP_SECONDS, self.logs.pop, log.message_id, None)
 
     def _start_backfill(self, log: TurnLog) -> None:
@@ -313,8 +327,12 @@ class RoomHub:
             # This hub subscribed after the turn began: fetch the start from the process running it.
             if log.backfill is None or log.backfill.done():
                 log.backfill = asyncio.ensure_future(self._backfill(log))
-            with contextlib.suppress(Exception):
-                await asyncio.shield(log.backfill)
+            log.resuming.add(socket.channel_name)
+            try:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(log.backfill)
+            finally:
+                log.resuming.discard(socket.channel_name)
             if not log.complete_from_start:
                 if not log.pieces and log.end_frame is None:
                     self.logs.pop(message_id, None)

@@ -59,7 +59,7 @@ class TurnRunner:
     async def ensure_channel(self) -> str:
         async with self._ready:
             if not self.channel:
-                self.channel = await self.fanout.layer.new_channel(prefix="turns.")
+                self.channel = await self.fanout.layer.new_channel()
                 self.fanout.runner_channel = self.channel
                 self.fanout.turn_log_source = self.turn_log
                 self._listener = asyncio.ensure_future(self._listen())
@@ -67,7 +67,12 @@ class TurnRunner:
 
     async def _listen(self) -> None:
         while True:
-            message = await self.fanout.layer.receive(self.channel)
+            try:
+                message = await self.fanout.layer.receive(self.channel)
+            except Exception:  # a Redis hiccup must not stop this process answering stop requests
+                logger.exception("turn runner: channel layer receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
             try:
                 if message["type"] == "turn.cancel":
                     await self.cancel(message["message_id"])

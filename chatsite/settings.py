@@ -123,7 +123,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": env_int("CHANNEL_CAPACITY", 1000)},
+            "CONFIG": {
+                # redis-py 8 gives sockets a 5 s read timeout, the same as channels_redis's blocking pop: an idle
+                # process would see its receive() fail. The read timeout must outlast the pop.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
+                "capacity": env_int("CHANNEL_CAPACITY", 1000),
+            },
         }
     }
 else:

@@ -1,0 +1,87 @@
+"""The site around the rooms: sign-in required, origin checked on the socket, 404 for strangers on every page."""
+
+from __future__ import annotations
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from assistant_chat import services
+from tests.rooms.helpers import adb, make_assistant, make_room, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def world():
+    alice, carol = make_user("alice"), make_user("carol")
+    room = make_room("lab", make_assistant(), [alice])
+    make_room("other", room.assistant, [carol])
+    conversation = services.conversation_create(room=room, user=alice, title="Plans")
+    return {"alice": alice, "carol": carol, "room": room, "conversation": conversation}
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+async def open_socket(user, origin: bytes | None, path: str = "/ws/rooms/lab/") -> bool:
+    from chatsite.asgi import application
+
+    headers = [(b"cookie", await adb(session_cookie)(user))] if user else []
+    if origin:
+        headers.append((b"origin", origin))
+    communicator = WebsocketCommunicator(application, path, headers)
+    connected, _ = await communicator.connect()
+    if connected:
+        await communicator.disconnect()
+    return connected
+
+
+async def test_the_socket_needs_a_session_and_this_sites_origin(world):
+    assert await open_socket(world["alice"], b"http://127.0.0.1:8000")
+    assert await open_socket(world["alice"], b"http://localhost:8000")
+    assert not await open_socket(world["alice"], b"https://evil.example")  # another site, the member's cookies
+    assert not await open_socket(world["alice"], None)
+    assert not await open_socket(None, b"http://127.0.0.1:8000")  # no session
+    assert not await open_socket(world["carol"], b"http://127.0.0.1:8000")  # signed in, not a member
+    assert not await open_socket(world["alice"], b"http://127.0.0.1:8000", "/ws/rooms/nope/")
+
+
+def test_pages_need_sign_in(world):
+    client = Client()
+    for path in ("/", "/rooms/lab/", f"/rooms/lab/files/{world['room'].assistant.files.first().file_id}/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_strangers_get_404_on_the_room_its_conversations_and_its_files(world):
+    client = Client()
+    client.force_login(world["carol"])
+    file_id = world["room"].assistant.files.first().file_id
+    assert "Lab" not in client.get("/").content.decode()
+    assert client.get("/rooms/lab/").status_code == 404
+    assert client.get(f"/rooms/lab/files/{file_id}/").status_code == 404
+    assert client.get(f"/rooms/other/?c={world['conversation'].pk}").status_code == 404  # wrong room's thread
+
+
+def test_a_member_sees_the_room_and_opens_a_file_at_a_page(world):
+    client = Client()
+    client.force_login(world["alice"])
+    home = client.get("/").content.decode()
+    assert "/rooms/lab/" in home and "/rooms/other/" not in home
+    page = client.get("/rooms/lab/").content.decode()
+    assert "Plans" in page and "room.js" in page and 'id="room-state"' in page
+    file = world["room"].assistant.files.get(name="otters.txt")
+    viewer = client.get(f"/rooms/lab/files/{file.file_id}/?page=1")
+    assert viewer.status_code == 200 and "Sea otters use rocks" in viewer.content.decode()
+
+
+def test_csrf_stays_on_for_the_site():
+    client = Client(enforce_csrf_checks=True)
+    make_user("dave")
+    response = client.post("/login/", {"username": "dave", "password": "pw-dave"})
+    assert response.status_code == 403

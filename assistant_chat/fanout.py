@@ -249,6 +249,7 @@ class RoomHub:
 
     async def _backfill(self, log: TurnLog) -> None:
         """Fetch the turn's deltas from the process running it and write what local sockets missed, in order."""
+        joined_mid_turn = not log.complete_from_start
         reply = await self.manager.fetch_turn_log(log.origin, log.message_id, reply_to=self.channel, hub=self)
         if reply is None:
             logger.warning("room %s: no backfill for turn %s", self.room_id, log.message_id)
@@ -270,6 +271,12 @@ class RoomHub:
         if reply.get("end_frame") and log.end_frame is None:
             log.end_seq, log.end_frame = reply["end_seq"], reply["end_frame"]
         await self._flush(log)
+        if joined_mid_turn and not log.finished:
+            # This hub subscribed after the turn began, so its sockets never saw it start: tell them, and each
+            # resumes from what it holds.
+            for name, socket in list(self.sockets.items()):
+                if name not in log.watchers and name not in log.resuming:
+                    await self.greet(socket, only=log)
 
     def expect_backfill(self, message_id: int) -> asyncio.Future[dict[str, Any]]:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -346,9 +353,9 @@ class RoomHub:
             await socket.base_send({"type": "websocket.send", "text": log.end_frame})
         return True
 
-    async def greet(self, socket: LocalSocket) -> None:
+    async def greet(self, socket: LocalSocket, only: TurnLog | None = None) -> None:
         """Tell a socket that just joined about turns in flight; it resumes each from the seq it holds."""
-        for log in list(self.logs.values()):
+        for log in [only] if only is not None else list(self.logs.values()):
             if not log.finished and log.start_frame is not None:
                 event = json.loads(log.start_frame)
                 event["resume"] = True  # "ask me for this turn's text": the socket does not get it live yet

@@ -41,7 +41,7 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[li
     env = {
         "REDIS_URL": servers.REDIS_TEST_URL,
         "DJANGO_SECRET_KEY": "shared-" + uuid.uuid4().hex,  # one site: a session made by one process is valid on both
-        "OFFLINE_MODEL_WORDS_PER_SECOND": "40",
+        "OFFLINE_MODEL_WORDS_PER_SECOND": "10",
     }
     started = []
     try:
@@ -155,3 +155,27 @@ async def test_a_member_who_drops_resumes_with_exactly_the_missing_text_wherever
     assert again["message"]["content"] == done["message"]["content"]
     for member in (alice, bob, carol_like):
         await member.socket.close()
+
+
+async def test_a_member_who_opens_the_room_on_another_process_mid_turn_is_told_and_catches_up(two_processes):
+    (a, b), seeded = two_processes
+    alice = Member(a, seeded["cookies"]["alice"])
+    await alice.connect()
+    await alice.until("room.joined")
+    await alice.socket.send(
+        json.dumps({"type": "message.send", "conversation_id": seeded["conversation"], "content": "Sea otter tools?"})
+    )
+    await alice.until("assistant.delta")
+    bob = Member(b, seeded["cookies"]["bob"])  # process b has no socket in this room yet: its hub starts now
+    await bob.connect()
+    start = await bob.until("assistant.start")
+    assert start.get("resume") is True
+    message_id = start["message"]["id"]
+    await bob.socket.send(json.dumps({"type": "turn.resume", "message_id": message_id, "last_seq": 0}))
+    done = await bob.until("assistant.done")
+    assert bob.text(message_id) == done["message"]["content"]
+    seqs = bob.seqs(message_id)
+    assert seqs == sorted(set(seqs))  # no delta twice
+    await alice.until("assistant.done")
+    await alice.socket.close()
+    await bob.socket.close()

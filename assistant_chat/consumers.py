@@ -146,6 +146,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             )
             if done:
                 return
+        await db(services.turns_interrupt_lapsed)(conversation_id=message.conversation_id)
         message = await db(selectors.message_refresh)(message=message)
         payload = await db(events.message_payload)(message, self.room_slug)
         if message.status == Message.Status.STREAMING:

@@ -346,9 +346,7 @@ def turn_start(*, conversation: Conversation, reply_to: Message, runner: str) ->
     room = Room.objects.get(pk=conversation.room_id)
     now = timezone.now()
     with transaction.atomic():
-        Message.objects.filter(
-            conversation=conversation, status=Message.Status.STREAMING, lease_expires_at__lt=now
-        ).update(status=Message.Status.INTERRUPTED, completed_at=now, error="The server stopped during this answer.")
+        turns_interrupt_lapsed(conversation_id=conversation.pk)
         try:
             with transaction.atomic():
                 return Message.objects.create(
@@ -366,6 +364,15 @@ def turn_start(*, conversation: Conversation, reply_to: Message, runner: str) ->
             raise errors.TurnInProgress(
                 "The assistant is still answering in this conversation. Wait for it, or stop it, then send again."
             ) from None
+
+
+def turns_interrupt_lapsed(*, conversation_id: int) -> int:
+    """Mark streaming answers whose process died (lease lapsed) as interrupted, keeping their last saved text.
+    Called before a new turn and when a page or a resume finds one. Returns how many were marked."""
+    now = timezone.now()
+    return Message.objects.filter(
+        conversation_id=conversation_id, status=Message.Status.STREAMING, lease_expires_at__lt=now
+    ).update(status=Message.Status.INTERRUPTED, completed_at=now, error="The server stopped during this answer.")
 
 
 def turn_checkpoint(*, message_id: int, content: str, seq: int) -> None:

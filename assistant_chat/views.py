@@ -14,8 +14,10 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from . import errors, events, exports, selectors
+from . import errors, events, exports, selectors, services
 from .models import Message
+
+PAGE_MESSAGES = 200  # the latest messages of a conversation shown at once; "show earlier" shows all
 
 
 def _room_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
@@ -44,7 +46,12 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
             raise Http404("Conversation not found") from None
     elif conversations:
         current = conversations[0]
+    if current is not None:
+        services.turns_interrupt_lapsed(conversation_id=current.pk)  # answers whose process died stop spinning
     messages = selectors.conversation_messages(conversation=current) if current else []
+    shown_from = max(0, len(messages) - PAGE_MESSAGES) if request.GET.get("all") != "1" else 0
+    earlier = shown_from
+    messages = messages[shown_from:]
     payloads = [events.message_payload(message, room.slug) for message in messages]
     state = {
         "room": room.slug,
@@ -63,6 +70,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
             "conversations": conversations,
             "conversation": current,
             "messages": payloads,
+            "earlier": earlier,
             "state": state,
         },
     )

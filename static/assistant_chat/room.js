@@ -172,6 +172,13 @@
 
   // --- events ----------------------------------------------------------------------------------------------------
 
+  // Follow the conversation while the reader is at the bottom; leave them be when they scrolled up to read.
+  function following(change) {
+    const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 150;
+    change();
+    if (atBottom) window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
   const handlers = {
     "room.joined": function (e) {
       setPresence(e.presence);
@@ -181,7 +188,9 @@
     },
     "chat.message": function (e) {
       if (e.message.conversation_id !== state.conversation_id) return bumpConversation(e.message.conversation_id);
-      renderMessage(e.message);
+      following(function () {
+        renderMessage(e.message);
+      });
       if (e.client_id && e.client_id === pendingClientId) {
         input.value = "";
         pendingClientId = null;
@@ -190,13 +199,19 @@
     },
     "assistant.start": function (e) {
       if (e.message.conversation_id !== state.conversation_id) return;
-      if (!streams.has(e.message.id)) startStream(e.message, 0);
+      if (!streams.has(e.message.id)) {
+        following(function () {
+          startStream(e.message, 0);
+        });
+      }
       // Joined mid-turn: the text so far comes on request, from the seq this page holds.
       if (e.resume) send({ type: "turn.resume", message_id: e.message.id, last_seq: streams.get(e.message.id).seq });
     },
     "assistant.delta": function (e) {
       if (e.conversation_id !== state.conversation_id) return;
-      applyDelta(e);
+      following(function () {
+        applyDelta(e);
+      });
     },
     "assistant.done": function (e) {
       if (e.message.conversation_id !== state.conversation_id) return;

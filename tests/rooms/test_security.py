@@ -85,3 +85,25 @@ def test_csrf_stays_on_for_the_site():
     make_user("dave")
     response = client.post("/login/", {"username": "dave", "password": "pw-dave"})
     assert response.status_code == 403
+
+
+def test_an_answer_whose_process_died_shows_as_interrupted_with_its_saved_text(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from assistant_chat.models import Message
+
+    dead = Message.objects.create(
+        conversation=world["conversation"],
+        role="assistant",
+        status="streaming",
+        content="Half of an answer",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    client = Client()
+    client.force_login(world["alice"])
+    page = client.get(f"/rooms/lab/?c={world['conversation'].pk}").content.decode()
+    dead.refresh_from_db()
+    assert dead.status == "interrupted" and dead.content == "Half of an answer"
+    assert "status-interrupted" in page and "The server stopped during this answer." in page

@@ -283,7 +283,7 @@ class Room(models.Model):
         ADDRESSED = "addressed", "Answer only messages that address the assistant (@assistant)"
 
     name = models.CharField(max_length=200, help_text="Shown to members in the room list and the room header.")
-    slug = models.SlugField(max_length=100, unique=True, help_text="The room's address: /rooms/<slug>/.")
+    slug = models.SlugField(max_length=100, unique=True, help_text="The room's address: /rooms/ followed by this slug.")
     assistant = models.ForeignKey(
         Assistant,
         on_delete=models.PROTECT,

@@ -8,6 +8,7 @@ turn runner will drive the same two functions. Deltas are yielded, never publish
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connection
 
 from . import errors
 from .citations import Marker, MarkerParser, Text
@@ -41,21 +43,49 @@ SYSTEM_RULES = (
 JSON_RULES = 'Respond with a single JSON object, for example {"answer": "..."}, and nothing else.'
 
 
+_ENDPOINT_FIELDS = (
+    "model_id",
+    "base_url",
+    "upstream_model",
+    "api_key",
+    "accepts_temperature",
+    "temperature_max",
+    "label",
+)
+
+
+@functools.cache
+def _endpoints_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    column = {field.name: quote(str(field.column)) for field in ModelEndpoint._meta.concrete_fields}
+    columns = ", ".join(column[name] for name in _ENDPOINT_FIELDS)
+    table = quote(ModelEndpoint._meta.db_table)
+    return f"SELECT {columns} FROM {table} WHERE {column['enabled']} = %s ORDER BY {column['model_id']}"  # noqa: S608
+
+
+def _custom_endpoints() -> tuple[CustomEndpoint, ...]:
+    # A raw query: through the ORM, compiling this one SELECT cost more than half a millisecond of every turn.
+    with connection.cursor() as cursor:
+        cursor.execute(_endpoints_sql(connection.vendor), [True])
+        rows = cursor.fetchall()
+    return tuple(
+        CustomEndpoint(
+            model_id=model_id,
+            base_url=base_url,
+            upstream_model=upstream_model,
+            api_key=api_key,
+            accepts_temperature=bool(accepts_temperature),  # SQLite returns 0/1
+            temperature_max=float(temperature_max),
+            label=label,
+        )
+        for model_id, base_url, upstream_model, api_key, accepts_temperature, temperature_max, label in rows
+    )
+
+
 def registry() -> Registry:
     """The registry as configured now: env keys plus the endpoints staff registered (read per turn, so an admin
     change applies to the next turn without a restart)."""
-    custom = tuple(
-        CustomEndpoint(
-            model_id=endpoint.model_id,
-            base_url=endpoint.base_url,
-            upstream_model=endpoint.upstream_model,
-            api_key=endpoint.api_key,
-            accepts_temperature=endpoint.accepts_temperature,
-            temperature_max=endpoint.temperature_max,
-            label=endpoint.label,
-        )
-        for endpoint in ModelEndpoint.objects.filter(enabled=True)
-    )
+    custom = _custom_endpoints()
     return Registry(
         ProviderSettings(
             openai_api_key=settings.OPENAI_API_KEY,

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHt
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import errors, selectors, turns
-from ..models import ApiKey
+from ..models import Assistant
 from ..providers import base as provider_base
 from .http import error_response, json_body, presented_key
 from .requests import parse_messages, parse_metadata_filter, parse_snippet_size, parse_top_k
@@ -104,12 +104,14 @@ def _bool(body: dict, name: str) -> bool:
 def _authorize_and_prepare(
     raw_key: str | None, name: str, request: HttpRequest, standard: bool
 ) -> tuple[turns.PreparedTurn, bool]:
-    key = selectors.api_key_authenticate(raw_key=raw_key)
-    return _prepare(key, name, json_body(request), standard=standard)
+    # Key, scope and assistant in one query; errors still come in the API's order: key, body, then assistant.
+    access = selectors.api_key_authenticate_for(raw_key=raw_key, name=name)
+    body = json_body(request)
+    assistant = selectors.assistant_get_for_access(access=access, name=name)
+    return _prepare(assistant, body, standard=standard)
 
 
-def _prepare(key: ApiKey, name: str, body: dict, *, standard: bool) -> tuple[turns.PreparedTurn, bool]:
-    assistant = selectors.assistant_get_for_key(key=key, name=name)
+def _prepare(assistant: Assistant, body: dict, *, standard: bool) -> tuple[turns.PreparedTurn, bool]:
     messages = parse_messages(body.get("messages"))
     model = body.get("model")
     if model is not None and not isinstance(model, str):

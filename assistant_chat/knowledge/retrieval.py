@@ -64,10 +64,9 @@ def retrieve(
     snippet_size: int = DEFAULT_SNIPPET_SIZE,
 ) -> list[Snippet]:
     """At most `top_k` snippets, best first, each at most about `snippet_size` tokens, from distinct passages."""
-    available = File.objects.filter(assistant=assistant, status=File.Status.AVAILABLE)
     allowed: set[int] | None = None
     if metadata_filter is not None:
-        allowed = _files_matching(available, metadata_filter)
+        allowed = _files_matching(_available(assistant), metadata_filter)
         if not allowed:
             return []
     hits = search_chunks(
@@ -76,7 +75,9 @@ def retrieve(
         file_pks=allowed,
         limit=top_k * 2,  # some hits merge into one snippet with their neighbours
     )
-    files = available.in_bulk({hit.file_pk for hit in hits})
+    if not hits:
+        return []  # before building any queryset: an assistant with no match costs only the search
+    files = _available(assistant).in_bulk({hit.file_pk for hit in hits})
     hits = [hit for hit in hits if hit.file_pk in files]
     if not hits:
         return []
@@ -99,6 +100,10 @@ def retrieve(
         if len(snippets) >= top_k:
             break
     return snippets
+
+
+def _available(assistant: Assistant) -> QuerySet[File]:
+    return File.objects.filter(assistant=assistant, status=File.Status.AVAILABLE)
 
 
 def _files_matching(available: QuerySet[File], metadata_filter: MetadataFilter) -> set[int]:

@@ -25,6 +25,7 @@ from .http import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HttpSettings,
+    body_tail,
     load_event,
     open_stream,
     split_system,
@@ -120,9 +121,10 @@ class AnthropicProvider:
         async with (
             open_stream(self._http, f"{self.base_url}/v1/messages", body=body, headers=self._headers()) as response,
             aclosing(aiter_events(response)) as events,
+            body_tail() as tail,
         ):
             async for event, data in events:
-                if not data:
+                if not data or tail.ended:
                     continue
                 obj = load_event(self.name, data)
                 kind = obj.get("type") or event
@@ -141,7 +143,7 @@ class AnthropicProvider:
                     _merge_usage(tokens, obj.get("usage"))  # cumulative: replaces, never adds
                 elif kind == "message_stop":
                     stopped = True
-                    break
+                    tail.end()  # read on to the end of the body, so the connection can be reused
                 elif kind == "error":
                     raise stream_error(self.name, obj.get("error"))
                 # ping, content_block_start/stop and event types added later: nothing to do.

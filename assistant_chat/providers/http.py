@@ -13,11 +13,14 @@ import json
 import logging
 import random
 import ssl
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -53,18 +56,61 @@ class HttpSettings:
     retry_after_cap: float = 30.0  # a longer retry-after is not waited for: the error goes to the caller at once
 
 
+# An idle pooled connection is dropped after this long: under the 5 s keep-alive of common servers (uvicorn, the
+# httpx default), so that we rarely send on a connection the server is closing at the same moment.
+KEEPALIVE_SECONDS = 4.0
+MAX_IDLE_CONNECTIONS = 32
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     # Loading the CA bundle costs 30-130 ms; a new client per turn would add that to every time-to-first-token.
     return ssl.create_default_context()
 
 
-def make_client(settings: HttpSettings) -> httpx.AsyncClient:
-    """A client with explicit timeouts (httpx's 5 s default would cut off any thinking model)."""
-    timeout = httpx.Timeout(
+def timeouts(settings: HttpSettings) -> httpx.Timeout:
+    """Explicit timeouts, per request (httpx's 5 s default would cut off any thinking model)."""
+    return httpx.Timeout(
         connect=settings.connect_timeout, read=settings.read_timeout, write=30.0, pool=settings.connect_timeout
     )
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_tls_context())
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """Accepts no cookie and sends none: one client serves every caller, so a cookie must not pass between them."""
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+
+def make_client() -> httpx.AsyncClient:
+    """A client for any provider: no cookies kept (one client serves every caller), no redirects followed, no cap
+    on connections (a stream holds its connection for minutes; a cap would queue other turns behind it)."""
+    no_cookies = CookieJar(policy=_NoCookies())
+    limits = httpx.Limits(
+        max_connections=None, max_keepalive_connections=MAX_IDLE_CONNECTIONS, keepalive_expiry=KEEPALIVE_SECONDS
+    )
+    return httpx.AsyncClient(follow_redirects=False, verify=_tls_context(), cookies=no_cookies, limits=limits)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_clients_lock = threading.Lock()
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The running event loop's client, whose connection pool keeps upstream connections open between turns (a
+    new client per turn cost a TCP connection, and with TLS a handshake, on every time-to-first-token). A client
+    belongs to one loop, because its connections do."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        with _clients_lock:
+            client = _clients.get(loop)
+            if client is None or client.is_closed:
+                client = _clients[loop] = make_client()
+    return client
 
 
 @asynccontextmanager
@@ -78,31 +124,68 @@ async def open_stream(
     block, also by `aclose()` of the generator using it, closes the response and the connection at once, which
     tells the upstream to stop generating.
     """
-    async with make_client(settings) as client:
-        response = await _send_with_retries(client, settings, url, body, headers)
-        try:
-            if response.headers.get("content-type", "").startswith("application/json"):
-                # A server (or proxy) that ignored `stream: true`, or a 200 that carries an error.
-                raise _error_from_body(settings.provider, 200, await response.aread(), ProviderStreamError)
-            yield response
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeout(
-                f"{settings.provider}: no data for {settings.read_timeout:g} s in the middle of the stream"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise ProviderStreamError(f"{settings.provider}: the stream broke: {exc or type(exc).__name__}") from exc
-        except UnicodeDecodeError as exc:
-            raise ProviderStreamError(f"{settings.provider}: the stream is not valid UTF-8") from exc
-        finally:
-            await response.aclose()
+    response = await _send_with_retries(shared_client(), settings, url, body, headers)
+    try:
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # A server (or proxy) that ignored `stream: true`, or a 200 that carries an error.
+            raise _error_from_body(settings.provider, 200, await response.aread(), ProviderStreamError)
+        yield response
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(
+            f"{settings.provider}: no data for {settings.read_timeout:g} s in the middle of the stream"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderStreamError(f"{settings.provider}: the stream broke: {exc or type(exc).__name__}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProviderStreamError(f"{settings.provider}: the stream is not valid UTF-8") from exc
+    finally:
+        # A response closed before its end closes its connection (httpcore keeps only finished ones for reuse),
+        # which is what tells the upstream to stop generating.
+        await response.aclose()
+
+
+# After a provider's end marker ([DONE], message_stop) the body normally ends at once; it is read to its end so
+# that the connection can go back to the pool (a response closed before its end closes its connection). A server
+# that keeps the body open after the marker is not waited for longer than this.
+TAIL_SECONDS = 0.05
+
+
+class BodyTail:
+    """Lets a provider read on to the end of the body after its end marker, for at most `TAIL_SECONDS`."""
+
+    def __init__(self, deadline: asyncio.Timeout) -> None:
+        self._deadline = deadline
+        self.ended = False
+
+    def end(self) -> None:
+        """The answer is complete: what follows is only read to finish the body."""
+        self.ended = True
+        self._deadline.reschedule(asyncio.get_running_loop().time() + TAIL_SECONDS)
+
+
+@asynccontextmanager
+async def body_tail() -> AsyncIterator[BodyTail]:
+    """Wrap a provider's event loop (inside `open_stream`): after `tail.end()` the loop may run on to EOF, and if
+    the body does not end within `TAIL_SECONDS` the read is abandoned (closing that connection) as a normal end."""
+    tail: BodyTail | None = None
+    try:
+        async with asyncio.timeout(None) as deadline:
+            tail = BodyTail(deadline)
+            yield tail
+    except TimeoutError:
+        if tail is None or not tail.ended:
+            raise
 
 
 async def _send_with_retries(
     client: httpx.AsyncClient, settings: HttpSettings, url: str, body: dict[str, Any], headers: Mapping[str, str]
 ) -> httpx.Response:
     name = settings.provider
-    for attempt in range(1, settings.max_attempts + 1):
-        request = client.build_request("POST", url, json=body, headers=dict(headers))
+    timeout = timeouts(settings)
+    stale_retry = True
+    attempt = 1
+    while True:
+        request = client.build_request("POST", url, json=body, headers=dict(headers), timeout=timeout)
         error: ProviderError
         try:
             # send(stream=True) is what client.stream() does inside; the caller's `finally` closes the response.
@@ -113,6 +196,14 @@ async def _send_with_retries(
         except httpx.TimeoutException as exc:
             # No response headers within the read timeout: the upstream is stuck; waiting again would double it.
             raise ProviderTimeout(f"{name}: no response within {settings.read_timeout:g} s", retryable=True) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            if stale_retry:
+                # Closed before any response: most likely a pooled connection the server dropped while it was
+                # idle. Once per call, retry at once on a fresh connection, without using up an attempt.
+                stale_retry = False
+                continue
+            error = ProviderUnavailable(f"{name}: cannot reach {url}: {exc or type(exc).__name__}", retryable=True)
+            error.__cause__ = exc
         except httpx.TransportError as exc:  # refused, reset, or closed before any response
             error = ProviderUnavailable(f"{name}: cannot reach {url}: {exc or type(exc).__name__}", retryable=True)
             error.__cause__ = exc
@@ -126,14 +217,14 @@ async def _send_with_retries(
             finally:
                 await response.aclose()
             error = error_from_response(name, response.status_code, response.headers, raw)
-        if not error.retryable or attempt == settings.max_attempts:
+        if not error.retryable or attempt >= settings.max_attempts:
             raise error
         delay = _delay(settings, attempt, error)
         if delay is None:
             raise error
         logger.info("%s: %s; retry %d in %.1f s", name, error, attempt, delay)
         await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
+        attempt += 1
 
 
 def _delay(settings: HttpSettings, attempt: int, error: ProviderError) -> float | None:

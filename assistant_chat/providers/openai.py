@@ -26,6 +26,7 @@ from .http import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HttpSettings,
+    body_tail,
     load_event,
     open_stream,
     stream_error,
@@ -120,13 +121,15 @@ class OpenAIProvider:
         async with (
             open_stream(self._http, self._url(), body=self._body(request), headers=self._headers()) as response,
             aclosing(aiter_events(response, decoder)) as events,
+            body_tail() as tail,
         ):
             async for event, data in events:
-                if not data:
+                if not data or tail.ended:
                     continue
                 if data.strip() == "[DONE]":
                     done = True
-                    break
+                    tail.end()  # read on to the end of the body, so the connection can be reused
+                    continue
                 chunk = load_event(self.name, data)
                 # Checked on every chunk: vLLM still sends [DONE] after an error; some gateways add `event: error`.
                 if chunk.get("error") or event == "error":

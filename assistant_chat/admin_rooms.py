@@ -17,7 +17,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -413,8 +413,9 @@ class MemberListFilter(admin.SimpleListFilter):
         value = self.value()
         if not (value and value.isdigit()):
             return queryset
-        wrote = Message.objects.filter(conversation=OuterRef("pk"), author_id=int(value))
-        return queryset.filter(Q(Exists(wrote)) | Q(created_by_id=int(value)))
+        # IN over the author index: one seek per message they wrote, not a probe per conversation.
+        wrote = Message.objects.filter(author_id=int(value)).values("conversation_id")
+        return queryset.filter(Q(pk__in=wrote) | Q(created_by_id=int(value)))
 
 
 ANSWER_STATUSES = {
@@ -434,11 +435,12 @@ class StatusListFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        answers = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.ASSISTANT)
+        answers = Message.objects.filter(role=Message.Role.ASSISTANT)  # read through the (status, conversation) index
         if value in ANSWER_STATUSES:
-            return queryset.filter(Exists(answers.filter(ANSWER_STATUSES[value][1])))
+            return queryset.filter(pk__in=answers.filter(ANSWER_STATUSES[value][1]).values("conversation_id"))
         if value == "ok":
-            return queryset.exclude(Exists(answers.exclude(status=Message.Status.COMPLETE)))
+            unfinished = answers.exclude(status=Message.Status.COMPLETE).values("conversation_id")
+            return queryset.exclude(pk__in=unfinished)
         return queryset
 
 
@@ -456,8 +458,8 @@ class ModelListFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        answered = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.ASSISTANT, model=value)
-        return queryset.filter(Exists(answered))
+        answered = Message.objects.filter(model=value, role=Message.Role.ASSISTANT).values("conversation_id")
+        return queryset.filter(pk__in=answered)
 
 
 class ConversationChangeList(ChangeList):
@@ -527,7 +529,9 @@ class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(title__icontains=term) | history_search.conversations_matching(term)), False
+        ids = history_search.conversation_ids_matching(term)
+        matching = Q(pk__in=ids) if ids is not None else history_search.conversations_matching(term)
+        return queryset.filter(Q(title__icontains=term) | matching), False
 
     def get_list_display(self, request: HttpRequest) -> Any:
         if request.GET.get("q", "").strip():
@@ -685,9 +689,9 @@ class UsageAdmin(admin.ModelAdmin):
         room_id = request.GET.get("room", "")
         member_id = request.GET.get("member", "")
         model = request.GET.get("model", "").strip()
-        group_by = tuple(
-            d for d in usage.DIMENSIONS if request.GET.get(f"by_{d}", "" if "start" in request.GET else "1")
-        )
+        # Without a submitted form: per day and room (member x model per day is thousands of rows in a busy month).
+        defaults = {"day", "room"} if "start" not in request.GET else set()
+        group_by = tuple(d for d in usage.DIMENSIONS if request.GET.get(f"by_{d}") or d in defaults)
         report = usage.usage_report(
             rooms=rooms,
             start=start,

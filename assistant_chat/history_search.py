@@ -71,6 +71,27 @@ def conversations_matching(query: str) -> Q:
     return Q(pk__in=RawSQL(f"SELECT conversation_id FROM assistant_chat_message WHERE id IN ({sql})", params))
 
 
+# Past this many conversations a search filters through a subquery instead of a list of ids (a long IN list costs
+# more than it saves, and SQLite caps the number of parameters).
+MAX_LISTED_CONVERSATIONS = 10_000
+
+
+def conversation_ids_matching(query: str) -> list[int] | None:
+    """The ids of the conversations holding a message that matches `query`, read once (so that the admin's count
+    and page queries do not each walk every match); None when there are more than MAX_LISTED_CONVERSATIONS."""
+    found = matching_ids_sql(query)
+    if found is None:
+        return None
+    sql, params = found
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT conversation_id FROM assistant_chat_message WHERE id IN ({sql}) LIMIT %s",
+            [*params, MAX_LISTED_CONVERSATIONS + 1],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids if len(ids) <= MAX_LISTED_CONVERSATIONS else None
+
+
 def _placeholders(values: Collection[int]) -> str:
     return ",".join(["%s"] * len(values))
 

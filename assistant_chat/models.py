@@ -438,6 +438,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "id"]),
             models.Index(fields=["author", "created_at"]),
+            # The admin's review filters ("has failed answers", "answered by model X") find conversations by these.
+            models.Index(fields=["status", "conversation"], name="message_status_conversation"),
+            models.Index(fields=["model", "conversation"], name="message_model_conversation"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -451,6 +451,16 @@ def rooms_managed_by(*, user: object) -> QuerySet[Room]:
 
 
 def room_usage_authors(*, rooms: QuerySet[Room]) -> QuerySet:
-    """Users who asked questions in `rooms` (the review filters list them)."""
-    authors = Message.objects.filter(role=Message.Role.USER, conversation__room__in=rooms).values("author_id")
-    return get_user_model().objects.filter(pk__in=authors).order_by("username")
+    """The people of `rooms` (members, members through groups, and whoever started a conversation there), for the
+    review filters. Read from memberships, not from the messages, so it costs the same at any history size."""
+    room_ids = rooms.values("pk")
+    return (
+        get_user_model()
+        .objects.filter(
+            Q(pk__in=Room.members.through.objects.filter(room_id__in=room_ids).values("user_id"))
+            | Q(groups__chat_rooms__in=room_ids)
+            | Q(pk__in=Conversation.objects.filter(room__in=room_ids).values("created_by_id"))
+        )
+        .distinct()
+        .order_by("username")
+    )

@@ -11,8 +11,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
 from .models import Message, Room
@@ -41,8 +42,9 @@ class UsageRow:
 
 @dataclass
 class UsageReport:
-    rows: list[UsageRow] = field(default_factory=list)
+    rows: list[UsageRow] = field(default_factory=list)  # at most MAX_ROWS, newest and largest first
     total: UsageRow = field(default_factory=UsageRow)
+    groups: int = 0  # how many groups there were before the cut
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -52,6 +54,17 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
         datetime.combine(start, time.min, tzinfo=zone),
         datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
     )
+
+
+MAX_ROWS = 500
+
+
+def _day() -> Any:
+    """The local day of `created_at`. SQLite stores UTC text: in UTC the day is its first ten characters, which
+    spares a Python date conversion per row (the bulk of the report's time at 100k answers)."""
+    if connection.vendor == "sqlite" and timezone.get_current_timezone_name() == "UTC":
+        return Substr("created_at", 1, 10)
+    return TruncDate("created_at", tzinfo=timezone.get_current_timezone())
 
 
 def usage_report(
@@ -81,7 +94,7 @@ def usage_report(
         answers = answers.filter(model=model)
     keys: dict[str, object] = {}
     if "day" in group_by:
-        keys["g_day"] = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
+        keys["g_day"] = _day()
     if "room" in group_by:
         keys["g_room"] = F("conversation__room_id")
     if "member" in group_by:
@@ -111,8 +124,9 @@ def usage_report(
         if not item["turns"]:
             continue
         member = users.get(item.get("g_member"))
+        day = item.get("g_day")
         row = UsageRow(
-            day=item.get("g_day"),
+            day=date.fromisoformat(day) if isinstance(day, str) else day,
             room=room_names.get(item.get("g_room"), ""),
             room_id=item.get("g_room"),
             member=display_name(member) if member else ("(unknown)" if "member" in group_by else ""),
@@ -127,4 +141,6 @@ def usage_report(
         for name in ("turns", "failed", "prompt_tokens", "completion_tokens"):
             setattr(report.total, name, getattr(report.total, name) + getattr(row, name))
     report.rows.sort(key=lambda r: (-(r.day.toordinal() if r.day else 0), -r.total_tokens, r.room, r.member, r.model))
+    report.groups = len(report.rows)
+    del report.rows[MAX_ROWS:]  # the totals still cover every group
     return report

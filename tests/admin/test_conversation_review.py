@@ -254,3 +254,10 @@ def test_the_usage_page_has_a_date_range_and_is_linked_from_rooms_and_the_index(
 
 def test_the_usage_page_needs_a_permission(world, history) -> None:
     assert login(staff_with("clerk")).get("/admin/assistant_chat/usage/").status_code == 403
+
+
+def test_the_admin_search_also_works_past_the_listed_conversation_limit(world, history, monkeypatch) -> None:
+    monkeypatch.setattr(history_search, "MAX_LISTED_CONVERSATIONS", 0)  # filter through the subquery instead
+    assert history_search.conversation_ids_matching("shellfish") is None
+    _boss, client = superuser_client()
+    assert titles(client, q="shellfish") == ["Otter questions"]

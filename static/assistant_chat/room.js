@@ -104,15 +104,19 @@
     return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  function startStream(m, seq) {
-    const li = renderMessage(m);
+  function startStream(m) {
+    streamInto(m.id, renderMessage(m));
+    updateStop();
+  }
+
+  // An answer in flight: completed blocks (server-rendered HTML) above the tail still arriving (plain text).
+  function streamInto(id, li) {
     const body = li.querySelector(".body");
     body.textContent = "";
     const blocks = el("div", "blocks");
     const tail = el("div", "tail");
     body.append(blocks, tail);
-    streams.set(m.id, { seq: seq || 0, raw: "", upto: 0, blocks: blocks, tail: tail });
-    updateStop();
+    streams.set(Number(id), { seq: 0, raw: "", upto: 0, blocks: blocks, tail: tail });
   }
 
   function applyDelta(d) {
@@ -201,7 +205,7 @@
       if (e.message.conversation_id !== state.conversation_id) return;
       if (!streams.has(e.message.id)) {
         following(function () {
-          startStream(e.message, 0);
+          startStream(e.message);
         });
       }
       // Joined mid-turn: the text so far comes on request, from the seq this page holds.
@@ -354,13 +358,7 @@
     node.textContent = formatTime(node.getAttribute("datetime"));
   });
   Object.keys(state.streaming || {}).forEach(function (id) {
-    const li = findMessage(id);
-    const body = li.querySelector(".body");
-    body.textContent = "";
-    const blocks = el("div", "blocks");
-    const tail = el("div", "tail");
-    body.append(blocks, tail);
-    streams.set(Number(id), { seq: 0, raw: "", upto: 0, blocks: blocks, tail: tail });
+    streamInto(id, findMessage(id));
   });
   updateStop();
   connect();

@@ -28,8 +28,10 @@ def _chromium() -> str:
     return path or ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: the sync Playwright API keeps an event loop running in this thread while it is open, and
+    pytest-asyncio cannot run the async tests of later modules under it."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 

@@ -29,12 +29,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Liv
     server.stop()
 
 
+def in_the_room(browser: Any, server: servers.LiveServer) -> tuple[Any, Any]:
+    """Alice and Bob, each in their own browser context, on the room page with the socket connected."""
+    pages = tuple(log_in(browser, server.url, name, f"{name}-pw-1", "/rooms/lab/") for name in ("alice", "bob"))
+    for page in pages:
+        page.wait_for_selector("#connection:has-text('Connected')")
+    return pages  # type: ignore[return-value]
+
+
 def test_two_members_watch_the_same_answer_stream_and_open_the_cited_page(browser, site, artifacts):
     server, seeded = site
-    alice = log_in(browser, server.url, "alice", "alice-pw-1", "/rooms/lab/")
-    bob = log_in(browser, server.url, "bob", "bob-pw-1", "/rooms/lab/")
-    for page in (alice, bob):
-        page.wait_for_selector("#connection:has-text('Connected')")
+    alice, bob = in_the_room(browser, server)
     bob.wait_for_function("document.getElementById('presence').textContent.includes('alice')")
 
     alice.fill("#composer-input", "How do sea otters open shellfish?")
@@ -76,10 +81,7 @@ def test_two_members_watch_the_same_answer_stream_and_open_the_cited_page(browse
 
 def test_script_in_a_message_a_file_and_the_model_output_stays_inert(browser, site, artifacts):
     server, _seeded = site
-    alice = log_in(browser, server.url, "alice", "alice-pw-1", "/rooms/lab/")
-    bob = log_in(browser, server.url, "bob", "bob-pw-1", "/rooms/lab/")
-    for page in (alice, bob):
-        page.wait_for_selector("#connection:has-text('Connected')")
+    alice, bob = in_the_room(browser, server)
     hostile_question = (
         "<img src=x onerror=\"window.__pwned='message'\"> How should I handle shellfish shells?"
         " <script>window.__pwned='message-script'</script>"

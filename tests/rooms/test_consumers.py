@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
 from assistant_chat import services
 from assistant_chat.models import Conversation, Message
-from tests.providers.replay_server import ReplayServer
+from tests.providers.replay_server import ReplayServer, Reply
 from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user, openai_stream, register_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,13 +26,28 @@ def world():
     return {"alice": alice, "bob": bob, "carol": carol, "room": room, "other": other, "conversation": conversation}
 
 
+@contextlib.asynccontextmanager
+async def room_upstream(world, reply: Reply) -> AsyncIterator[ReplayServer]:
+    """The room answers through a local server replaying `reply` in OpenAI's stream format."""
+    async with ReplayServer(reply) as upstream:
+        world["room"].model = await adb(register_upstream)(upstream.url)
+        await adb(world["room"].save)()
+        yield upstream
+
+
+async def members(world, *names: str) -> list[Socket]:
+    sockets = [Socket(world[name], "lab") for name in names]
+    for socket in sockets:
+        assert await socket.connect()
+    return sockets
+
+
 async def ask(socket: Socket, conversation: Conversation, content: str) -> None:
     await socket.send({"type": "message.send", "conversation_id": conversation.pk, "content": content})
 
 
 async def test_both_members_see_the_message_every_delta_and_done(world):
-    alice, bob = Socket(world["alice"], "lab"), Socket(world["bob"], "lab")
-    assert await alice.connect() and await bob.connect()
+    alice, bob = await members(world, "alice", "bob")
     joined = await alice.until("room.joined")
     assert joined["room"]["slug"] == "lab"
     await ask(alice, world["conversation"], "How do otters open shellfish?")
@@ -99,8 +116,7 @@ async def test_a_stranger_cannot_reach_another_rooms_conversation(world):
     ],
 )
 async def test_a_malformed_frame_gets_an_error_and_the_socket_stays_open(world, frame, fragment):
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await alice.until("room.joined")
     await alice.send(frame)
     error = await alice.until("error")
@@ -115,8 +131,7 @@ async def test_empty_oversized_and_too_fast_messages_are_refused_with_a_reason(w
     settings.CHAT_RATE_LIMIT_MESSAGES = 2
     world["room"].reply_mode = "addressed"
     await adb(world["room"].save)()
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await alice.until("room.joined")
     await ask(alice, world["conversation"], "   ")
     assert (await alice.until("error"))["message"] == "Message content cannot be empty"
@@ -134,8 +149,7 @@ async def test_empty_oversized_and_too_fast_messages_are_refused_with_a_reason(w
 async def test_reply_mode_addressed_answers_only_when_called(world):
     world["room"].reply_mode = "addressed"
     await adb(world["room"].save)()
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await alice.until("room.joined")
     await ask(alice, world["conversation"], "just chatting with bob")
     await alice.until("chat.message")
@@ -146,11 +160,8 @@ async def test_reply_mode_addressed_answers_only_when_called(world):
 
 
 async def test_the_model_sees_speakers_by_name(world):
-    async with ReplayServer(openai_stream(["Hi", " there"])) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice = Socket(world["alice"], "lab")
-        assert await alice.connect()
+    async with room_upstream(world, openai_stream(["Hi", " there"])) as upstream:
+        (alice,) = await members(world, "alice")
         await ask(alice, world["conversation"], "How do otters eat?")
         await alice.until("assistant.done")
         said = [m["content"] for m in upstream.requests[-1].body["messages"] if m["role"] == "user"]
@@ -160,11 +171,8 @@ async def test_the_model_sees_speakers_by_name(world):
 
 async def test_cancel_keeps_the_partial_text_and_closes_the_upstream(world):
     tokens = [f"word{i} " for i in range(200)]
-    async with ReplayServer(openai_stream(tokens, delay=0.05)) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice, bob = Socket(world["alice"], "lab"), Socket(world["bob"], "lab")
-        assert await alice.connect() and await bob.connect()
+    async with room_upstream(world, openai_stream(tokens, delay=0.05)) as upstream:
+        alice, bob = await members(world, "alice", "bob")
         await ask(alice, world["conversation"], "Talk for a while")
         start = await alice.until("assistant.start")
         await alice.until("assistant.delta")
@@ -184,11 +192,8 @@ async def test_cancel_keeps_the_partial_text_and_closes_the_upstream(world):
 
 
 async def test_a_provider_failure_keeps_the_question_and_the_partial_text(world):
-    async with ReplayServer(openai_stream(["Half ", "an ", "answer"], error_after=2)) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice = Socket(world["alice"], "lab")
-        assert await alice.connect()
+    async with room_upstream(world, openai_stream(["Half ", "an ", "answer"], error_after=2)):
+        (alice,) = await members(world, "alice")
         await ask(alice, world["conversation"], "Will this work?")
         error = await alice.until("assistant.error")
         final = error["message"]
@@ -204,8 +209,7 @@ async def test_a_provider_failure_keeps_the_question_and_the_partial_text(world)
 async def test_an_unavailable_model_fails_the_turn_with_the_variable_to_set(world):
     world["room"].model = "gpt-4o"
     await adb(world["room"].save)()
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await ask(alice, world["conversation"], "Hello?")
     error = await alice.until("assistant.error")
     assert "OPENAI_API_KEY" in error["message"]["error"]
@@ -214,11 +218,8 @@ async def test_an_unavailable_model_fails_the_turn_with_the_variable_to_set(worl
 
 async def test_a_reconnecting_client_gets_exactly_the_missing_text(world):
     tokens = [f"t{i} " for i in range(60)]
-    async with ReplayServer(openai_stream(tokens, delay=0.02)) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice, bob = Socket(world["alice"], "lab"), Socket(world["bob"], "lab")
-        assert await alice.connect() and await bob.connect()
+    async with room_upstream(world, openai_stream(tokens, delay=0.02)):
+        alice, bob = await members(world, "alice", "bob")
         await ask(alice, world["conversation"], "Count for me")
         start = await bob.until("assistant.start")
         message_id = start["message"]["id"]
@@ -250,11 +251,8 @@ async def test_a_reconnecting_client_gets_exactly_the_missing_text(world):
 
 async def test_the_turn_survives_its_author_leaving(world):
     tokens = [f"w{i} " for i in range(20)]
-    async with ReplayServer(openai_stream(tokens, delay=0.02)) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice, bob = Socket(world["alice"], "lab"), Socket(world["bob"], "lab")
-        assert await alice.connect() and await bob.connect()
+    async with room_upstream(world, openai_stream(tokens, delay=0.02)):
+        alice, bob = await members(world, "alice", "bob")
         await ask(alice, world["conversation"], "Go on")
         await alice.until("assistant.start")
         await alice.close()
@@ -265,11 +263,8 @@ async def test_the_turn_survives_its_author_leaving(world):
 
 async def test_one_turn_per_conversation(world):
     tokens = [f"w{i} " for i in range(40)]
-    async with ReplayServer(openai_stream(tokens, delay=0.02)) as upstream:
-        world["room"].model = await adb(register_upstream)(upstream.url)
-        await adb(world["room"].save)()
-        alice = Socket(world["alice"], "lab")
-        assert await alice.connect()
+    async with room_upstream(world, openai_stream(tokens, delay=0.02)):
+        (alice,) = await members(world, "alice")
         await ask(alice, world["conversation"], "First")
         await alice.until("assistant.start")
         await ask(alice, world["conversation"], "Second, too soon")
@@ -281,8 +276,7 @@ async def test_one_turn_per_conversation(world):
 
 
 async def test_conversation_sync_returns_what_a_client_missed(world):
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await ask(alice, world["conversation"], "How do bees find flowers?")
     done = await alice.until("assistant.done")
     await alice.close()
@@ -297,8 +291,7 @@ async def test_conversation_sync_returns_what_a_client_missed(world):
 
 
 async def test_conversations_are_created_and_renamed_for_everyone(world):
-    alice, bob = Socket(world["alice"], "lab"), Socket(world["bob"], "lab")
-    assert await alice.connect() and await bob.connect()
+    alice, bob = await members(world, "alice", "bob")
     await alice.send({"type": "conversation.create", "title": "Budget", "client_id": "c1"})
     created = await bob.until("conversation.created")
     assert created["conversation"]["title"] == "Budget"
@@ -312,8 +305,7 @@ async def test_conversations_are_created_and_renamed_for_everyone(world):
 
 
 async def test_presence_lists_who_is_in_the_room(world):
-    alice = Socket(world["alice"], "lab")
-    assert await alice.connect()
+    (alice,) = await members(world, "alice")
     await alice.until("room.joined")
     bob = Socket(world["bob"], "lab")
     assert await bob.connect()

@@ -57,6 +57,14 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[li
         servers.drop_postgres_database(database_url)
 
 
+async def join(server: servers.LiveServer, cookie: str) -> Member:
+    """A member's socket on `server`, past its `room.joined`."""
+    member = Member(server, cookie)
+    await member.connect()
+    await member.until("room.joined")
+    return member
+
+
 class Member:
     def __init__(self, server: servers.LiveServer, cookie: str) -> None:
         self.server, self.cookie = server, cookie
@@ -81,6 +89,11 @@ class Member:
                 if event["type"] == kind:
                     return event
 
+    async def ask(self, conversation_id: int, content: str) -> None:
+        await self.socket.send(
+            json.dumps({"type": "message.send", "conversation_id": conversation_id, "content": content})
+        )
+
     def text(self, message_id: int) -> str:
         return "".join(
             e["text"] for e in self.events if e["type"] == "assistant.delta" and e["message_id"] == message_id
@@ -92,20 +105,8 @@ class Member:
 
 async def test_members_on_two_processes_watch_the_same_answer(two_processes):
     (a, b), seeded = two_processes
-    alice, bob = Member(a, seeded["cookies"]["alice"]), Member(b, seeded["cookies"]["bob"])
-    await alice.connect()
-    await bob.connect()
-    await alice.until("room.joined")
-    await bob.until("room.joined")
-    await alice.socket.send(
-        json.dumps(
-            {
-                "type": "message.send",
-                "conversation_id": seeded["conversation"],
-                "content": "What tools do sea otters use?",
-            }
-        )
-    )
+    alice, bob = await join(a, seeded["cookies"]["alice"]), await join(b, seeded["cookies"]["bob"])
+    await alice.ask(seeded["conversation"], "What tools do sea otters use?")
     question = await bob.until("chat.message")  # crossed from process a to b through Redis
     assert question["message"]["author"] == "alice"
     done_a, done_b = await alice.until("assistant.done"), await bob.until("assistant.done")
@@ -121,35 +122,19 @@ async def test_members_on_two_processes_watch_the_same_answer(two_processes):
 async def test_a_member_who_drops_resumes_with_exactly_the_missing_text_wherever_they_land(two_processes, lands_on):
     """On a (the turn's process) the text comes from the runner; on b a fresh hub fetches it over Redis."""
     (a, b), seeded = two_processes
-    alice, bob = Member(a, seeded["cookies"]["alice"]), Member(b, seeded["cookies"]["bob"])
-    await alice.connect()
-    await bob.connect()
-    await alice.until("room.joined")
-    await bob.until("room.joined")
-    await alice.socket.send(
-        json.dumps(
-            {
-                "type": "message.send",
-                "conversation_id": seeded["conversation"],
-                "content": "Which rocks do sea otters use as tools?",
-            }
-        )
-    )
+    alice, bob = await join(a, seeded["cookies"]["alice"]), await join(b, seeded["cookies"]["bob"])
+    await alice.ask(seeded["conversation"], "Which rocks do sea otters use as tools?")
     start = await bob.until("assistant.start")
     message_id = start["message"]["id"]
     first = await bob.until("assistant.delta")
     held = first["text"]
     await bob.socket.close()  # drops after one delta...
     await asyncio.sleep(0.3)
-    bob = Member(a if lands_on == "a" else b, seeded["cookies"]["bob"])
-    await bob.connect()
-    await bob.until("room.joined")
+    bob = await join(a if lands_on == "a" else b, seeded["cookies"]["bob"])
     await bob.socket.send(json.dumps({"type": "turn.resume", "message_id": message_id, "last_seq": first["seq"]}))
     done = await bob.until("assistant.done")
     assert held + bob.text(message_id) == done["message"]["content"]
-    carol_like = Member(b, seeded["cookies"]["bob"])  # a third socket on process b, after the end: the saved message
-    await carol_like.connect()
-    await carol_like.until("room.joined")
+    carol_like = await join(b, seeded["cookies"]["bob"])  # a third socket on process b, after the end
     await carol_like.socket.send(json.dumps({"type": "turn.resume", "message_id": message_id, "last_seq": 0}))
     again = await carol_like.until("assistant.done")
     assert again["message"]["content"] == done["message"]["content"]
@@ -159,12 +144,8 @@ async def test_a_member_who_drops_resumes_with_exactly_the_missing_text_wherever
 
 async def test_a_member_who_opens_the_room_on_another_process_mid_turn_is_told_and_catches_up(two_processes):
     (a, b), seeded = two_processes
-    alice = Member(a, seeded["cookies"]["alice"])
-    await alice.connect()
-    await alice.until("room.joined")
-    await alice.socket.send(
-        json.dumps({"type": "message.send", "conversation_id": seeded["conversation"], "content": "Sea otter tools?"})
-    )
+    alice = await join(a, seeded["cookies"]["alice"])
+    await alice.ask(seeded["conversation"], "Sea otter tools?")
     await alice.until("assistant.delta")
     bob = Member(b, seeded["cookies"]["bob"])  # process b has no socket in this room yet: its hub starts now
     await bob.connect()

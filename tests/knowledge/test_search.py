@@ -125,3 +125,34 @@ def test_reprocess_rebuilds_chunks(library: Assistant) -> None:
 
 def test_ingestion_progress_reaches_done(library: Assistant) -> None:
     assert set(File.objects.values_list("percent_done", flat=True)) == {1.0}
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 4, 5, 100])
+def test_capped_term_counts_choose_the_terms_exact_counts_would(budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts stop at budget + 1; the terms kept must be those the full fts5vocab counts keep, including when
+    every term is over the budget (then the rarest is kept)."""
+    from django.db import connection
+
+    from assistant_chat.knowledge import search
+
+    assistant = services.assistant_create(name="counts")
+    words = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}  # in how many files each word occurs
+    for index in range(4):
+        text = " ".join(word for word, files in words.items() if index < files)
+        add(assistant, f"f{index}.txt", f"{text} filler{index}.".encode())
+    monkeypatch.setattr(search, "POSTINGS_BUDGET", budget)
+    for terms in (["delta", "gamma", "beta", "alpha"], ["gamma", "delta"], ["delta", "absent"], ["beta"]):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT term, doc FROM assistant_chat_chunk_fts_vocab")
+            exact = dict(cursor.fetchall())
+            expected = search._within_budget(terms, {t: exact.get(search.fts5_token(t), 0) for t in terms}, budget)
+            assert search._selective_terms(cursor, terms) == expected, (budget, terms)
+    ingest.shutdown()
+
+
+def test_retrieval_returns_full_file_objects(library: Assistant) -> None:
+    snippets = retrieval.retrieve(assistant=library, query="otters", metadata_filter=parse_filter({"kind": "animal"}))
+    assert [s.file.name for s in snippets] == ["otters.txt"]
+    expected = File.objects.get(name="otters.txt")
+    for field in File._meta.concrete_fields:
+        assert getattr(snippets[0].file, field.attname) == getattr(expected, field.attname), field.name

@@ -12,6 +12,7 @@ request signals, disconnect handling and sending (`ASGIHandler.handle`). Importe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -19,9 +20,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import response_for_exception
+from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 from . import chat, db_threads
@@ -50,6 +55,10 @@ INERT_MIDDLEWARE = {
 }
 
 
+# `request_started` receivers that may run on the event loop's thread (see ChatHandler._request_started).
+INLINE_RECEIVERS = {reset_queries, close_old_connections}
+
+
 def _no_view(request: HttpRequest) -> None:  # middleware need a get_response; the handler calls the view itself
     return None
 
@@ -64,6 +73,72 @@ class ChatHandler(ASGIHandler):
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         # Django wraps this in a ThreadSensitiveContext, i.e. a new thread per request; nothing here needs one.
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict, receive: Any, send: Any) -> None:
+        """Django 5.2's `ASGIHandler.handle`, except that `request_started` runs inline when its receivers are
+        only Django's own (see `_request_started`)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        await self._request_started(scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request(request: HttpRequest, send: Any) -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client disconnected during send_response
+            return response
+
+        # Django's disconnect handling: whichever ends first, the view or the client, the other is cancelled.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if response is not None:
+                await sync_to_async(response.close)()
+        body_file.close()
+
+    async def _request_started(self, scope: dict) -> None:
+        # Django sends it through sync_to_async, a hop to another thread and back (~0.4 ms before the view). Its
+        # own receivers act on the calling thread's database connections, and the event loop's thread has none
+        # (Django refuses to open them there), so inline they do exactly what they would do on that thread.
+        sync_receivers, async_receivers = signals.request_started._live_receivers(self.__class__)
+        if async_receivers or any(receiver not in INLINE_RECEIVERS for receiver in sync_receivers):
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            return
+        for receiver in sync_receivers:
+            receiver(signal=signals.request_started, sender=self.__class__, scope=scope)
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]
         try:

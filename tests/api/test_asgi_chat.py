@@ -20,7 +20,7 @@ QUESTION = {"messages": [{"role": "user", "content": "How do otters open shellfi
 
 
 async def call(
-    method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1"
+    method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1", *, wait: bool = False
 ) -> tuple[int, dict, bytes]:
     scope = {
         "type": "http",
@@ -45,6 +45,8 @@ async def call(
         parts.append(message.get("body", b""))
         if not message.get("more_body"):
             break
+    if wait:
+        await communicator.wait(10)  # the handler's work after the response: closing it, request_finished
     return start["status"], {k.lower(): v for k, v in start["headers"]}, b"".join(parts)
 
 
@@ -104,3 +106,33 @@ async def test_a_revoked_key_is_refused_at_once(key: str) -> None:
         "POST", "/assistant/chat/books", json.dumps(QUESTION).encode(), ((b"api-key", key.encode()),)
     )
     assert status == 401
+
+
+async def test_request_signals_reach_the_sites_own_receivers(key: str) -> None:
+    """Django's own `request_started` receivers run inline; any other receiver makes the handler send the signal
+    as Django does, so it is still called, once per request, and so is `request_finished`."""
+    from django.core import signals
+
+    started, finished = [], []
+
+    def on_started(sender: object, **kwargs: object) -> None:
+        started.append(kwargs.get("scope"))
+
+    def on_finished(sender: object, **kwargs: object) -> None:
+        finished.append(sender)
+
+    body = json.dumps(QUESTION).encode()
+    status, _headers, _body = await call("POST", "/assistant/chat/books", body, ((b"api-key", key.encode()),))
+    assert status == 200
+    signals.request_started.connect(on_started)
+    signals.request_finished.connect(on_finished)
+    try:
+        status, _headers, _body = await call(
+            "POST", "/assistant/chat/books", body, ((b"api-key", key.encode()),), wait=True
+        )
+    finally:
+        signals.request_started.disconnect(on_started)
+        signals.request_finished.disconnect(on_finished)
+    assert status == 200
+    assert len(started) == 1 and started[0]["path"] == "/assistant/chat/books"
+    assert len(finished) == 1

@@ -113,6 +113,7 @@ def summary(values: list[float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()  # the machine is shared: a loaded one makes every path slower
     up_port, site_port, django_port = free_port(), free_port(), free_port()
     upstream = await upstream_server(up_port, args.tokens, args.rate)
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,9 +223,11 @@ async def run(args: argparse.Namespace) -> None:
                 site.terminate()
                 site.wait()
             upstream.close()
+    load_after = os.getloadavg()
     base_first = statistics.median(results["direct to upstream (baseline)"][0])
     base_total = statistics.median(results["direct to upstream (baseline)"][1])
-    print(f"\nUpstream: {args.tokens} tokens at {args.rate:g} tokens/s; {args.requests} sequential requests per row.\n")
+    print(f"\nUpstream: {args.tokens} tokens at {args.rate:g} tokens/s; {args.requests} sequential requests per row.")
+    print(f"Load average (1 min) at start {load_before[0]:.2f}, at end {load_after[0]:.2f}.\n")
     print(
         "| path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | last token to end p50 ms "
         "| added TTFT p50 ms | added total p50 ms |"

@@ -230,6 +230,7 @@ def child(args: argparse.Namespace) -> None:
 
 def parent(args: argparse.Namespace) -> None:
     reports = []
+    load_before = os.getloadavg()  # the machine is shared: a loaded one makes every figure slower
     for engine in args.engines.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "INGEST_WORKERS": "2"}
@@ -270,6 +271,7 @@ def parent(args: argparse.Namespace) -> None:
                         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             reports.append(json.loads(out.strip().splitlines()[-1]))
     print_markdown(reports)
+    print(f"\nLoad average (1 min) at start {load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f}.")
 
 
 def print_markdown(reports: list[dict]) -> None:

@@ -2,7 +2,8 @@
 
 Called only by the provider modules (and so only by the turn engine); imports no Django and nothing outside this
 package. Retries happen only before the first byte of a successful response, never once a stream has started: a
-retry then would duplicate text the user has already seen.
+retry then would duplicate text the user has already seen. One client per event loop keeps upstream connections
+open between turns; a turn that ends early closes its own connection, which is how the upstream learns to stop.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -436,8 +436,8 @@ class StatusListFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         answers = Message.objects.filter(role=Message.Role.ASSISTANT)  # read through the (status, conversation) index
-        if value in ANSWER_STATUSES:
-            return queryset.filter(pk__in=answers.filter(ANSWER_STATUSES[value][1]).values("conversation_id"))
+        if value in ANSWER_STATUSES:  # one (status, conversation) index seek per conversation
+            return queryset.filter(Exists(answers.filter(ANSWER_STATUSES[value][1], conversation=OuterRef("pk"))))
         if value == "ok":
             unfinished = answers.exclude(status=Message.Status.COMPLETE).values("conversation_id")
             return queryset.exclude(pk__in=unfinished)
@@ -458,8 +458,9 @@ class ModelListFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        answered = Message.objects.filter(model=value, role=Message.Role.ASSISTANT).values("conversation_id")
-        return queryset.filter(pk__in=answered)
+        # One (model, conversation) index seek per conversation: a popular model would make an IN list huge.
+        answered = Message.objects.filter(model=value, conversation=OuterRef("pk"))
+        return queryset.filter(Exists(answered))
 
 
 class ConversationChangeList(ChangeList):
@@ -493,7 +494,13 @@ class ConversationChangeList(ChangeList):
             .order_by()
         ):
             models.setdefault(conversation_id, set()).add(model)
-        hits = history_search.snippets_by_conversation(query=self.query, conversation_ids=ids) if self.query else {}
+        hits: dict[int, history_search.MessageHit] = {}
+        first = getattr(request, "_review_first_matches", None)
+        if self.query and first is not None:
+            wanted = [first[pk] for pk in ids if pk in first]
+            hits = history_search.snippets_for_messages(query=self.query, message_ids=wanted)
+        elif self.query:
+            hits = history_search.snippets_by_conversation(query=self.query, conversation_ids=ids)
         for row in rows:
             row.review_stats = stats.get(row.pk, {})
             row.review_models = sorted(models.get(row.pk, ()))
@@ -529,8 +536,10 @@ class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        ids = history_search.conversation_ids_matching(term)
-        matching = Q(pk__in=ids) if ids is not None else history_search.conversations_matching(term)
+        first = history_search.first_matches(term)
+        request._review_first_matches = first  # type: ignore[attr-defined]  # the page's snippets reuse it
+        matching = history_search.ids_filter(sorted(first)) if first is not None else None
+        matching = matching or history_search.conversations_matching(term)
         return queryset.filter(Q(title__icontains=term) | matching), False
 
     def get_list_display(self, request: HttpRequest) -> Any:

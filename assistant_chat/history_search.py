@@ -12,6 +12,7 @@ in order, so a common word costs no ranking. Callers scope results to rooms they
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -76,20 +77,60 @@ def conversations_matching(query: str) -> Q:
 MAX_LISTED_CONVERSATIONS = 10_000
 
 
-def conversation_ids_matching(query: str) -> list[int] | None:
-    """The ids of the conversations holding a message that matches `query`, read once (so that the admin's count
-    and page queries do not each walk every match); None when there are more than MAX_LISTED_CONVERSATIONS."""
+def ids_filter(ids: list[int]) -> Q:
+    """`pk IN ids` passed as one parameter (a JSON array on SQLite, an array on PostgreSQL): thousands of separate
+    parameters cost more to compile than the query costs to run."""
+    if connection.vendor == "postgresql":
+        return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [ids]))
+    return Q(pk__in=RawSQL("SELECT value FROM json_each(%s)", [json.dumps(ids)]))
+
+
+def first_matches(query: str) -> dict[int, int] | None:
+    """For every conversation holding a message that matches `query`, its first such message: {conversation id:
+    message id}, read in one pass over the matches (so that the admin's count, page and snippets do not each walk
+    every match again); None when more than MAX_LISTED_CONVERSATIONS conversations match, or for an empty query."""
     found = matching_ids_sql(query)
     if found is None:
         return None
     sql, params = found
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT conversation_id FROM assistant_chat_message WHERE id IN ({sql}) LIMIT %s",
+            f"SELECT conversation_id, min(id) FROM assistant_chat_message WHERE id IN ({sql}) "
+            "GROUP BY conversation_id LIMIT %s",
             [*params, MAX_LISTED_CONVERSATIONS + 1],
         )
-        ids = [row[0] for row in cursor.fetchall()]
-    return ids if len(ids) <= MAX_LISTED_CONVERSATIONS else None
+        rows = cursor.fetchall()
+    return dict(rows) if len(rows) <= MAX_LISTED_CONVERSATIONS else None
+
+
+def conversation_ids_matching(query: str) -> list[int] | None:
+    """The ids of the conversations holding a message that matches `query` (see `first_matches`)."""
+    first = first_matches(query)
+    return None if first is None else sorted(first)
+
+
+def snippets_for_messages(*, query: str, message_ids: Collection[int]) -> dict[int, MessageHit]:
+    """Highlighted snippets of the given messages (known to match `query`), by conversation id."""
+    words = terms(query)
+    ids = sorted({int(pk) for pk in message_ids})
+    if not words or not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        sql = (
+            "SELECT m.id, m.conversation_id, ts_headline('english', m.content, plainto_tsquery('english', %s), %s) "
+            f"FROM assistant_chat_message m WHERE m.id IN ({_placeholders(ids)})"
+        )
+        params: list[Any] = [_match(words), _HEADLINE_OPTIONS, *ids]
+    else:
+        sql = (
+            "SELECT m.id, m.conversation_id, snippet(assistant_chat_message_fts, 0, %s, %s, '…', 16) "
+            "FROM assistant_chat_message m CROSS JOIN assistant_chat_message_fts f ON f.rowid = m.id "
+            f"WHERE m.id IN ({_placeholders(ids)}) AND assistant_chat_message_fts MATCH %s"
+        )
+        params = [_START, _STOP, *ids, _match(words)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[1]: MessageHit(row[0], row[1], _highlight(row[2])) for row in cursor.fetchall()}
 
 
 def _placeholders(values: Collection[int]) -> str:
@@ -125,33 +166,41 @@ def search_messages(*, query: str, room_ids: Collection[int], limit: int = 50) -
 
 
 def snippets_by_conversation(*, query: str, conversation_ids: Collection[int]) -> dict[int, MessageHit]:
-    """For each conversation listed, its first message matching `query` (for a page of search results)."""
+    """For each conversation listed, its first message matching `query` (for a page of search results). The
+    snippet is made only for that one message per conversation."""
     words = terms(query)
     ids = sorted({int(pk) for pk in conversation_ids})
     if not words or not ids:
         return {}
     if connection.vendor == "postgresql":
-        sql = (
-            "SELECT m.id, m.conversation_id, ts_headline('english', m.content, q, %s) "
-            "FROM assistant_chat_message m, plainto_tsquery('english', %s) q "
-            f"WHERE m.conversation_id IN ({_placeholders(ids)}) AND m.search_vector @@ q ORDER BY m.id"
+        first = (
+            "SELECT min(m.id) FROM assistant_chat_message m, plainto_tsquery('english', %s) q "
+            f"WHERE m.conversation_id IN ({_placeholders(ids)}) AND m.search_vector @@ q GROUP BY m.conversation_id"
         )
-        params: list[Any] = [_HEADLINE_OPTIONS, _match(words), *ids]
+        sql = (
+            "SELECT m.id, m.conversation_id, ts_headline('english', m.content, plainto_tsquery('english', %s), %s) "
+            f"FROM assistant_chat_message m WHERE m.id IN ({first})"
+        )
+        params: list[Any] = [_match(words), _HEADLINE_OPTIONS, _match(words), *ids]
     else:
         # CROSS JOIN keeps the page's messages as the outer loop: FTS5 then checks each by rowid, instead of
         # listing every match of a common word in the whole history.
+        first = (
+            "SELECT min(m.id) FROM assistant_chat_message m CROSS JOIN assistant_chat_message_fts f "
+            f"ON f.rowid = m.id WHERE m.conversation_id IN ({_placeholders(ids)}) "
+            "AND assistant_chat_message_fts MATCH %s GROUP BY m.conversation_id"
+        )
         sql = (
             "SELECT m.id, m.conversation_id, snippet(assistant_chat_message_fts, 0, %s, %s, '…', 16) "
             "FROM assistant_chat_message m CROSS JOIN assistant_chat_message_fts f ON f.rowid = m.id "
-            f"WHERE m.conversation_id IN ({_placeholders(ids)}) AND assistant_chat_message_fts MATCH %s "
-            "ORDER BY m.id"
+            f"WHERE m.id IN ({first}) AND assistant_chat_message_fts MATCH %s"
         )
-        params = [_START, _STOP, *ids, _match(words)]
+        params = [_START, _STOP, *ids, _match(words), _match(words)]
     found: dict[int, MessageHit] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for message_id, conversation_id, snippet in cursor.fetchall():
-            found.setdefault(conversation_id, MessageHit(message_id, conversation_id, _highlight(snippet)))
+            found[conversation_id] = MessageHit(message_id, conversation_id, _highlight(snippet))
     return found
 
 

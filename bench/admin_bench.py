@@ -101,16 +101,16 @@ def main() -> None:
         ("usage report, last 30 days, by day and room", "/admin/assistant_chat/usage/", {}),
         ("export one conversation (Markdown)", f"/admin/assistant_chat/conversation/{conversation_id}/export.md", {}),
     ]
-    if os.environ.get("ADMIN_BENCH_PROFILE"):
-        profile(client, pages[int(os.environ["ADMIN_BENCH_PROFILE"])])
-        return
     try:
+        if os.environ.get("ADMIN_BENCH_PROFILE"):
+            profile(client, pages[int(os.environ["ADMIN_BENCH_PROFILE"])])
+            return
         run_pages(client, pages, seeded, engine, args.requests)
     finally:
-        if not args.database_url and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif not args.database_url:
+        if args.keep and not args.database_url:
             print(f"kept: --database-url sqlite:///{workdir}/db.sqlite3")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_pages(client, pages: list, seeded: dict, engine: str, requests: int) -> None:  # type: ignore[no-untyped-def]

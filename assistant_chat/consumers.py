@@ -48,8 +48,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.user_id: int = self.user.pk  # type: ignore[union-attr]
         await self.accept()
         self.hub = await fanout().join(self.room_id, self)
-        names = await db(selectors.room_presence_names)(self.hub.present_users())
-        await self.send_event(events.room_joined(room, selectors.display_name(self.user), names))
+        # Who is here as last announced; the hub's next presence frame (batched) includes this member. No query:
+        # a mass join must not queue one per socket.
+        await self.send_event(events.room_joined(room, selectors.display_name(self.user), self.hub.presence_names))
         await self.hub.greet(self)
 
     async def disconnect(self, code: int) -> None:

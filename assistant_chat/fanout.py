@@ -104,6 +104,7 @@ class RoomHub:
         self.logs: dict[int, TurnLog] = {}
         self.remote_presence: dict[str, frozenset[int]] = {}
         self.presence_users: frozenset[int] = frozenset()
+        self.presence_names: list[str] = []  # the last list written: what a joining socket is shown first
         self._task: asyncio.Task[None] | None = None
         self._presence_timer: asyncio.TimerHandle | None = None
         self._presence_task: asyncio.Task[None] | None = None
@@ -315,6 +316,7 @@ class RoomHub:
         if users != self.presence_users:
             self.presence_users = users
             names = await database_sync_to_async(selectors.room_presence_names)(users)
+            self.presence_names = names
             await self.write_all(events.encode(events.presence(names)))
 
     # --- resume -------------------------------------------------------------------------------------------------

@@ -106,7 +106,13 @@ WSGI_APPLICATION = "chatsite.wsgi.application"
 ASGI_APPLICATION = "chatsite.asgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0))}
+# Connections are kept (and health-checked before reuse): room sockets make short queries in bursts (a mass join),
+# and opening a connection for each one was what made handshakes wait.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL lets readers (search, pages) run while an ingestion job writes; the timeout rides out short write locks.

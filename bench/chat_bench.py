@@ -83,6 +83,8 @@ async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.Abstra
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass  # the run is over; the server's pooled connection to us was still open
         finally:
             writer.close()
 

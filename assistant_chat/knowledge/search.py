@@ -105,6 +105,8 @@ def _selective_terms(cursor, terms: list[str]) -> list[str]:
     posting of a common term, which cost milliseconds per search. Only when every term is over the budget are the
     exact counts read, to keep the rarest of them, so the terms chosen are exactly those of the full counts.
     """
+    if len(terms) == 1:
+        return list(terms)  # the rarest term is always kept: nothing to count
     tokens = {term: fts5_token(term) for term in terms}
     by_token = {tokens[term]: term for term in terms}  # terms with the same stem have the same documents
     budget = POSTINGS_BUDGET

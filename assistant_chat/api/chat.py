@@ -163,36 +163,43 @@ def _citation_json(citation: turns.Citation, request: HttpRequest) -> dict[str, 
     }
 
 
-async def _events(prepared: turns.PreparedTurn, heartbeat: float | None) -> AsyncIterator[turns.TurnEvent | None]:
-    """The turn's events from a task of its own; None is a heartbeat tick. Cancels the turn if abandoned."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    done = object()
+class _Turn:
+    """A turn running in a task of its own, its events read through a queue. Made inside the response's generator
+    before its first chunk is sent, so the upstream request is already under way while that chunk goes out; the
+    generator's `finally` calls `cancel`, so a client that leaves stops the model (closing the upstream)."""
 
-    async def pump() -> None:
+    _done = object()
+
+    def __init__(self, prepared: turns.PreparedTurn) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump(prepared))
+
+    async def _pump(self, prepared: turns.PreparedTurn) -> None:
         try:
             async for event in turns.stream_turn(prepared):
-                await queue.put(event)
+                await self._queue.put(event)
         except BaseException as exc:  # handed to the consumer, who decides what the client sees
-            await queue.put(exc)
+            await self._queue.put(exc)
         finally:
-            await queue.put(done)
+            await self._queue.put(self._done)
 
-    task = asyncio.create_task(pump())
-    try:
+    async def events(self, heartbeat: float | None) -> AsyncIterator[turns.TurnEvent | None]:
+        """The turn's events; None is a heartbeat tick (every `heartbeat` seconds of silence)."""
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                item = await asyncio.wait_for(self._queue.get(), timeout=heartbeat)
             except TimeoutError:
                 yield None
                 continue
-            if item is done:
+            if item is self._done:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        if not task.done():
-            task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
+
+    def cancel(self) -> None:
+        if not self._task.done():
+            self._task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
 
 
 async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool) -> HttpResponseBase:
@@ -213,11 +220,12 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
 
     async def events() -> AsyncIterator[str]:
         base = {"id": prepared.id, "model": model}
-        yield _sse(
-            {"type": "message_start", **base, "role": "assistant", "context_snippet_count": len(prepared.snippets)}
-        )
+        turn = _Turn(prepared)
         try:
-            async for event in _events(prepared, settings.CHAT_HEARTBEAT_SECONDS):
+            yield _sse(
+                {"type": "message_start", **base, "role": "assistant", "context_snippet_count": len(prepared.snippets)}
+            )
+            async for event in turn.events(settings.CHAT_HEARTBEAT_SECONDS):
                 if event is None:
                     yield "\n"  # heartbeat: a bare blank line is safe for every client
                 elif isinstance(event, turns.TextDelta):
@@ -236,6 +244,8 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
         except provider_base.ProviderError as exc:
             # Mid-stream failure: say so in-band and end without message_end, so clients see it did not finish.
             yield _sse({"type": "error", **base, "error": {"code": "UNAVAILABLE", "message": exc.message}})
+        finally:
+            turn.cancel()
 
     return _stream_response(events())
 
@@ -275,9 +285,10 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
         )
 
     async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
+        turn = _Turn(prepared)
         try:
-            async for event in _events(prepared, None):
+            yield chunk({"role": "assistant", "content": ""})
+            async for event in turn.events(None):
                 if isinstance(event, turns.TextDelta):
                     yield chunk({"content": event.text})
                 elif isinstance(event, turns.CitationFound):
@@ -286,6 +297,8 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
                     yield chunk({}, event.finish_reason, usage=_usage(event.usage))
         except provider_base.ProviderError as exc:
             yield _sse({"error": {"code": "UNAVAILABLE", "message": exc.message}})
+        finally:
+            turn.cancel()
 
     return _stream_response(events())
 

@@ -136,3 +136,68 @@ async def test_request_signals_reach_the_sites_own_receivers(key: str) -> None:
     assert status == 200
     assert len(started) == 1 and started[0]["path"] == "/assistant/chat/books"
     assert len(finished) == 1
+
+
+async def test_a_client_that_leaves_mid_stream_closes_the_upstream_connection(key: str) -> None:
+    """The turn's task is cancelled when the client goes, and its upstream connection (pooled between turns) is
+    closed, which is what tells the upstream to stop generating."""
+    import asyncio
+
+    from assistant_chat.models import ModelEndpoint
+
+    upstream_gone = asyncio.Event()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            for index in range(200):
+                event = json.dumps({"choices": [{"index": 0, "delta": {"content": f"t{index} "}}]}).encode()
+                payload = b"data: " + event + b"\n\n"
+                writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            upstream_gone.set()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await sync_to_async(ModelEndpoint.objects.create)(
+        model_id="slow", base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/assistant/chat/books/chat/completions",
+        "raw_path": b"/assistant/chat/books/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"api-key", key.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    body = json.dumps({**QUESTION, "model": "slow", "stream": True}).encode()
+    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
+    try:
+        await communicator.send_input({"type": "http.request", "body": body})
+        assert (await communicator.receive_output(10))["status"] == 200
+        received = b""
+        while b"t1 " not in received:
+            received += (await communicator.receive_output(10)).get("body", b"")
+        await communicator.send_input({"type": "http.disconnect"})
+        async with asyncio.timeout(5):
+            await upstream_gone.wait()
+        await communicator.wait(5)
+    finally:
+        server.close()

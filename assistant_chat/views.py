@@ -14,10 +14,20 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from . import errors, events, exports, selectors, services
+from . import errors, events, exports, selectors, services, turns
 from .models import Message
 
 PAGE_MESSAGES = 200  # the latest messages of a conversation shown at once; "show earlier" shows all
+
+
+def _model_label(model: str) -> str:
+    """The room's model as members should read it: an empty setting names the model the default is now."""
+    if model:
+        return model
+    try:
+        return f"{turns.resolve_model(None)[1].id} (default)"
+    except errors.ChatError:
+        return "default"
 
 
 def _room_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
@@ -65,7 +75,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "assistant_chat/room.html",
         {
             "room": room,
-            "room_info": events.room_payload(room),
+            "room_info": {**events.room_payload(room), "model": _model_label(room.model)},
             "filter_json": json.dumps(room.metadata_filter, ensure_ascii=False) if room.metadata_filter else "",
             "conversations": conversations,
             "conversation": current,

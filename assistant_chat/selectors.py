@@ -312,12 +312,15 @@ def display_name(user: object) -> str:
 
 
 def rooms_for_user(*, user: object) -> QuerySet[Room]:
-    """Rooms `user` may enter: a member directly or through a group; superusers enter every room. Archived rooms
-    are closed to everyone."""
+    """Rooms `user` may enter: a member directly or through a group. Superusers and room managers (staff with the
+    `manage_rooms` permission, who configure and review every room) enter every room. Archived rooms are closed to
+    everyone."""
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return Room.objects.none()
     rooms = Room.objects.filter(archived=False).select_related("assistant")
-    if getattr(user, "is_superuser", False):
+    if getattr(user, "is_superuser", False) or (
+        getattr(user, "is_staff", False) and user.has_perm("assistant_chat.manage_rooms")  # type: ignore[attr-defined]
+    ):
         return rooms
     return rooms.filter(Q(members=user) | Q(member_groups__user=user)).distinct()
 

@@ -114,3 +114,14 @@ def test_addressing_the_assistant(room):
         ("no mention", False),
     ):
         assert services.message_addresses_assistant(room=room, content=content) is addressed, content
+
+
+def test_room_managers_enter_every_room_other_staff_do_not(room):
+    from django.contrib.auth.models import Permission
+
+    manager, staff = make_user("manager", is_staff=True), make_user("staff", is_staff=True)
+    manager.user_permissions.add(Permission.objects.get(codename="manage_rooms"))
+    manager = type(manager).objects.get(pk=manager.pk)  # fresh permission cache
+    assert selectors.room_get_for_user(user=manager, slug="lab") == room
+    with pytest.raises(errors.NotFound):
+        selectors.room_get_for_user(user=staff, slug="lab")

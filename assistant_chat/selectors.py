@@ -467,3 +467,24 @@ def room_usage_authors(*, rooms: QuerySet[Room]) -> QuerySet:
         .distinct()
         .order_by("username")
     )
+
+
+@dataclass(frozen=True)
+class RoomSearchHit:
+    message_id: int
+    conversation_id: int
+    conversation_title: str
+    snippet: str  # escaped, with the matching words in <mark>
+
+
+def room_search(*, user: object, room: Room, query: str, limit: int = 50) -> list[RoomSearchHit]:
+    """The newest messages of `room` matching `query`, for a member of that room (checked here again)."""
+    from .history_search import search_messages
+
+    room = room_get_for_user(user=user, room_id=room.pk)
+    hits = search_messages(query=query, room_ids=[room.pk], limit=limit)
+    titles = dict(Conversation.objects.filter(pk__in={hit.conversation_id for hit in hits}).values_list("pk", "title"))
+    return [
+        RoomSearchHit(hit.message_id, hit.conversation_id, titles.get(hit.conversation_id, ""), hit.snippet)
+        for hit in hits
+    ]

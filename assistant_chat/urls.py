@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("rooms/<slug:slug>/", views.room, name="room"),
     path("rooms/<slug:slug>/files/<str:file_id>/", views.room_file, name="room-file"),
+    path("rooms/<slug:slug>/search/", views.room_search, name="room-search"),
     path(
         "rooms/<slug:slug>/conversations/<int:conversation_id>/export.json",
         views.conversation_export_json,

@@ -129,3 +129,11 @@ def conversation_export_json(request: HttpRequest, slug: str, conversation_id: i
 @login_required
 def conversation_export_markdown(request: HttpRequest, slug: str, conversation_id: int) -> HttpResponse:
     return _export(request, slug, conversation_id, "md")
+
+
+@login_required
+def room_search(request: HttpRequest, slug: str) -> HttpResponse:
+    room = _room_or_404(request, slug)
+    query = request.GET.get("q", "").strip()[:200]
+    hits = selectors.room_search(user=request.user, room=room, query=query) if query else []
+    return render(request, "assistant_chat/search.html", {"room": room, "query": query, "hits": hits})

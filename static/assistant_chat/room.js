@@ -70,6 +70,7 @@
     let li = findMessage(m.id);
     if (!li) {
       li = el("li");
+      li.id = "message-" + m.id;
       li.dataset.id = m.id;
       const meta = el("div", "meta");
       meta.append(el("span", "author"), el("time"), el("span", "details"));

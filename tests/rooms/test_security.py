@@ -107,3 +107,19 @@ def test_an_answer_whose_process_died_shows_as_interrupted_with_its_saved_text(w
     dead.refresh_from_db()
     assert dead.status == "interrupted" and dead.content == "Half of an answer"
     assert "status-interrupted" in page and "The server stopped during this answer." in page
+
+
+def test_members_search_their_room_and_nobody_else_sees_its_messages(world):
+    alice = world["alice"]
+    services.message_create(conversation=world["conversation"], author=alice, content="The otters <b>hid</b> rocks")
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/rooms/lab/search/?q=otters").content.decode()
+    assert "Plans" in page and "<mark>otters</mark>" in page and "&lt;b&gt;hid&lt;/b&gt;" in page
+    assert "No message in this room" in client.get("/rooms/lab/search/?q=giraffes").content.decode()
+    carol = Client()
+    carol.force_login(world["carol"])
+    assert carol.get("/rooms/lab/search/?q=otters").status_code == 404  # a stranger to the room
+    elsewhere = carol.get("/rooms/other/search/?q=otters").content.decode()
+    assert "<mark>" not in elsewhere and "No message in this room" in elsewhere  # her room, not alice's messages
+    assert Client().get("/rooms/lab/search/?q=otters").status_code == 302  # signed out

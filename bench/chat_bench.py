@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,68 +26,10 @@ import time
 from pathlib import Path
 
 import httpx
+from local_upstream import free_port, start_upstream
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "How do honeybees tell each other where the flowers are?"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def upstream_server(port: int, tokens: int, rate: float) -> asyncio.AbstractServer:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                )
-
-                def chunk(payload: bytes) -> bytes:
-                    return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
-
-                # Tokens are due at fixed times from the first, not `sleep(1/rate)` after each write: this upstream
-                # shares its event loop with the client, and when that loop also wakes for the server's relayed
-                # chunks, sleep-after-write drifts (timer rounding per wake-up) and the drift showed up as ~45 ms
-                # "added at the end" of every stream through the server, which the server never caused.
-                started = time.perf_counter()
-                for index in range(tokens):
-                    data = {
-                        "id": "up",
-                        "object": "chat.completion.chunk",
-                        "model": "bench-upstream",
-                        "choices": [{"index": 0, "delta": {"content": f"tok{index} "}, "finish_reason": None}],
-                    }
-                    writer.write(chunk(b"data: " + json.dumps(data).encode() + b"\n\n"))
-                    await writer.drain()
-                    if index < tokens - 1:
-                        await asyncio.sleep(max(0.0, started + (index + 1) / rate - time.perf_counter()))
-                final = {
-                    "id": "up",
-                    "object": "chat.completion.chunk",
-                    "model": "bench-upstream",
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10},
-                }
-                writer.write(chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"))
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the run is over; the server's pooled connection to us was still open
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
 async def time_stream(
@@ -117,7 +58,7 @@ def summary(values: list[float]) -> str:
 async def run(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()  # the machine is shared: a loaded one makes every path slower
     up_port, site_port, django_port = free_port(), free_port(), free_port()
-    upstream = await upstream_server(up_port, args.tokens, args.rate)
+    upstream, _emits = await start_upstream(up_port, args.tokens, args.rate, lambda index: f"tok{index} ")
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,

@@ -40,7 +40,6 @@ import math
 import multiprocessing as mp
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,15 +50,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from local_upstream import free_port, start_upstream
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS_PER_PROCESS = 250
 TOKEN_RE = re.compile(r"t\d{4} ")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def token(index: int) -> str:
@@ -74,60 +69,7 @@ def upstream_main(port: int, tokens: int, rate: float, ready: Any) -> None:
 
 
 async def _upstream(port: int, tokens: int, rate: float, ready: Any) -> None:
-    emits: list[list[float]] = []
-
-    def chunk(payload: bytes) -> bytes:
-        return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                if head.startswith(b"GET /emits"):
-                    body = json.dumps(emits[-1] if emits else []).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
-                    await writer.drain()
-                    continue
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                )
-                times: list[float] = []
-                emits.append(times)
-                started = time.perf_counter()
-                for index in range(tokens):
-                    data = {
-                        "id": "up",
-                        "object": "chat.completion.chunk",
-                        "model": "bench-upstream",
-                        "choices": [{"index": 0, "delta": {"content": token(index)}, "finish_reason": None}],
-                    }
-                    # Due times are fixed from the first token (no drift); the emit time is taken at the write.
-                    times.append(time.time())
-                    writer.write(chunk(b"data: " + json.dumps(data).encode() + b"\n\n"))
-                    await writer.drain()
-                    if index < tokens - 1:
-                        await asyncio.sleep(max(0.0, started + (index + 1) / rate - time.perf_counter()))
-                final = {
-                    "id": "up",
-                    "object": "chat.completion.chunk",
-                    "model": "bench-upstream",
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10},
-                }
-                writer.write(chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"))
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    server, _emits = await start_upstream(port, tokens, rate, token)
     ready.set()
     async with server:
         await server.serve_forever()

@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import weakref
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +22,7 @@ from django.utils import timezone
 from . import errors, services
 from .knowledge.filters import FilterError, MetadataFilter, parse_filter
 from .models import ApiKey, Assistant, Conversation, File, Message, Operation, Room
+from .raw_rows import Converter, column_converters
 
 # --- API keys ---------------------------------------------------------------------------------------------------
 
@@ -90,32 +89,15 @@ def _key_access_sql(db: BaseDatabaseWrapper) -> str:
     )
 
 
-Converter = Callable[[Any], Any]
 # Per database connection (a thread's own; their converters are bound to it): the SQL and each column's converter.
 _row_readers: weakref.WeakKeyDictionary[BaseDatabaseWrapper, tuple[str, list[Converter]]] = weakref.WeakKeyDictionary()
-
-
-def _converters(db: BaseDatabaseWrapper, fields: Sequence[Field]) -> list[Converter]:
-    """What the ORM does to each column it reads (e.g. SQLite's text to datetime, JSON text to objects)."""
-    result: list[Converter] = []
-    for field in fields:
-        col = field.get_col(field.model._meta.db_table)
-        steps = db.ops.get_db_converters(col) + col.get_db_converters(db)
-
-        def convert(value: Any, steps: list = steps, col: Any = col) -> Any:
-            for step in steps:
-                value = step(value, col, db)
-            return value
-
-        result.append(convert)
-    return result
 
 
 def _key_access_reader(db: BaseDatabaseWrapper) -> tuple[str, list[Converter]]:
     reader = _row_readers.get(db)
     if reader is None:
         fields = [ApiKey._meta.get_field("last_used_at"), *Assistant._meta.concrete_fields]
-        reader = _row_readers[db] = (_key_access_sql(db), _converters(db, fields))  # type: ignore[arg-type]
+        reader = _row_readers[db] = (_key_access_sql(db), column_converters(db, fields))  # type: ignore[arg-type]
     return reader
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..models import Assistant, Chunk, File
+from ..raw_rows import Converter, column_converters
 from .filters import MetadataFilter
 from .search import search_chunks
 
@@ -163,7 +164,6 @@ class _AvailableFiles:
         return file
 
 
-Converter = Callable[[Any], Any]
 _converters_by_connection: weakref.WeakKeyDictionary[BaseDatabaseWrapper, list[Converter]] = weakref.WeakKeyDictionary()
 
 
@@ -173,17 +173,7 @@ def _file_converters() -> list[Converter]:
     db = connections[DEFAULT_DB_ALIAS]
     converters = _converters_by_connection.get(db)
     if converters is None:
-        converters = []
-        for field in File._meta.concrete_fields:
-            col = field.get_col(File._meta.db_table)
-            steps = db.ops.get_db_converters(col) + col.get_db_converters(db)
-
-            def convert(value: Any, steps: list = steps, col: Any = col) -> Any:
-                for step in steps:
-                    value = step(value, col, db)
-                return value
-
-            converters.append(convert)
+        converters = column_converters(db, File._meta.concrete_fields)
         _converters_by_connection[db] = converters
     return converters
 

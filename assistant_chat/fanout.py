@@ -349,10 +349,11 @@ class RoomHub:
         frame = log.catch_up(last_seq)
         if not log.finished:
             log.watchers[socket.channel_name] = socket  # before the write: nothing can slip in between
+        one = {socket.channel_name: socket}  # the same write path as live frames, so order holds
         if frame is not None:
-            await socket.base_send({"type": "websocket.send", "text": frame})
+            await self.write_to(one, frame)
         if log.finished and log.end_frame is not None:
-            await socket.base_send({"type": "websocket.send", "text": log.end_frame})
+            await self.write_to(one, log.end_frame)
         return True
 
     async def greet(self, socket: LocalSocket, only: TurnLog | None = None) -> None:
@@ -361,7 +362,7 @@ class RoomHub:
             if not log.finished and log.start_frame is not None:
                 event = json.loads(log.start_frame)
                 event["resume"] = True  # "ask me for this turn's text": the socket does not get it live yet
-                await socket.base_send({"type": "websocket.send", "text": events.encode(event)})
+                await self.write_to({socket.channel_name: socket}, events.encode(event))
 
 
 def _ws_text_frame(text: str) -> bytes:

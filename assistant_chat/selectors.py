@@ -372,8 +372,13 @@ def room_file_get_for_user(*, user: object, room: Room, file_id: str) -> File:
 
 def room_filter(room: Room) -> MetadataFilter | None:
     """The room's filter, parsed (the admin validates it on save, so this does not fail for saved rooms)."""
+    return room_filter_parse(room.metadata_filter)
+
+
+def room_filter_parse(raw: dict | None) -> MetadataFilter | None:
+    """A room filter as saved on a room or snapshotted on an answer; `InvalidArgument` if it does not parse."""
     try:
-        return parse_filter(room.metadata_filter or None)
+        return parse_filter(raw or None)
     except FilterError as exc:
         raise errors.InvalidArgument(f"This room's metadata filter is invalid: {exc}") from None
 

@@ -24,7 +24,6 @@ from django.conf import settings
 from . import errors, events, selectors, services, turns
 from .coalescer import Coalescer
 from .fanout import LOG_KEEP_SECONDS, Fanout, fanout
-from .knowledge.filters import FilterError, parse_filter
 from .models import Message
 from .providers import base as provider_base
 from .rendering import render_markdown, stable_boundary
@@ -329,10 +328,7 @@ def _prepare(message_id: int) -> turns.PreparedTurn:
         )
         for item in history
     ]
-    try:
-        metadata_filter = parse_filter(message.metadata_filter or None)
-    except FilterError as exc:
-        raise errors.InvalidArgument(f"This room's metadata filter is invalid: {exc}") from None
+    metadata_filter = selectors.room_filter_parse(message.metadata_filter)
     return turns.prepare_turn(
         turns.TurnRequest(
             assistant=room.assistant,

@@ -8,12 +8,13 @@ turn runner will drive the same two functions. Deltas are yielded, never publish
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -158,6 +159,7 @@ class PreparedTurn:
     remote: bool = False
     json_response: bool = False
     include_highlights: bool = False
+    retrieval_seconds: float = 0.0  # time spent finding the context snippets (reported as Server-Timing)
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
         return PreparedTurn(uuid.uuid4().hex, spec, provider, request, [], temperature, remote=True)
 
     query = retrieval.query_from_messages(turn.messages)
+    retrieval_started = time.perf_counter()
     snippets = retrieval.retrieve(
         assistant=turn.assistant,
         query=query,
@@ -240,6 +243,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
         top_k=turn.top_k,
         snippet_size=turn.snippet_size,
     )
+    retrieval_seconds = time.perf_counter() - retrieval_started
     context = tuple(
         provider_base.ContextSnippet(number=i, text=s.text, file_name=s.file.name, pages=tuple(s.pages))
         for i, s in enumerate(snippets, start=1)
@@ -262,6 +266,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
         temperature_used=temperature,
         json_response=turn.json_response,
         include_highlights=turn.include_highlights,
+        retrieval_seconds=retrieval_seconds,
     )
 
 
@@ -327,9 +332,12 @@ def _highlight(snippet_text: str, sentence: str) -> str:
     return best
 
 
-async def stream_turn(prepared: PreparedTurn) -> AsyncIterator[TurnEvent]:
+async def stream_turn(
+    prepared: PreparedTurn, *, on_request_sent: Callable[[], None] | None = None
+) -> AsyncIterator[TurnEvent]:
     """Text deltas and citations as they arrive, then one `TurnResult`. Provider errors propagate as
-    `providers.base.ProviderError`; closing this generator closes the upstream stream."""
+    `providers.base.ProviderError`; closing this generator closes the upstream stream. `on_request_sent` is called
+    once the upstream request is written out (not for the offline model, which sends none)."""
     started = time.perf_counter()
     first_token: float | None = None
     parser = MarkerParser()
@@ -339,7 +347,10 @@ async def stream_turn(prepared: PreparedTurn) -> AsyncIterator[TurnEvent]:
     citations: list[Citation] = []
     length = 0
     finish = provider_base.Finish()
-    stream = prepared.provider.stream(prepared.request)
+    request = prepared.request
+    if on_request_sent is not None:
+        request = dataclasses.replace(request, on_sent=on_request_sent)
+    stream = prepared.provider.stream(request)
     try:
         async for item in stream:
             if isinstance(item, provider_base.Finish):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -82,3 +84,26 @@ async def start_upstream(
             writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", port), emits
+
+
+def upstream_process(port: int, tokens: int, rate: float, token: Callable[[int], str]) -> multiprocessing.Process:
+    """Start the upstream in a process of its own, as a real model server is, and return once it listens. (In the
+    benchmark's own process, a direct call would cost no cross-process wake-ups, which no real client gets.)"""
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    process = context.Process(target=_serve, args=(port, tokens, rate, token, ready), daemon=True)
+    process.start()
+    if not ready.wait(30):
+        process.terminate()
+        raise RuntimeError("the local upstream did not start")
+    return process
+
+
+def _serve(port: int, tokens: int, rate: float, token: Callable[[int], str], ready: Any) -> None:
+    async def serve() -> None:
+        server, _emits = await start_upstream(port, tokens, rate, token)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())

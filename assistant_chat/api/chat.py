@@ -10,6 +10,7 @@ the response: if the client goes away, the task is cancelled and the upstream co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -46,15 +47,20 @@ async def respond(request: HttpRequest, name: str, *, standard: bool, run_sync: 
     as Pinecone's error envelope (see http.api_view).
     """
     if request.method != "POST":
-        response = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
-        response["Allow"] = "POST"
-        return response
+        refusal = error_response(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed here")
+        refusal["Allow"] = "POST"
+        return refusal
     try:
         # One trip to a thread for all the database work (key, assistant, models, retrieval): each trip costs.
         prepared, stream = await run_sync(_authorize_and_prepare, presented_key(request), name, request, standard)
+        response: HttpResponseBase
         if standard:
-            return await _chat(request, prepared, stream)
-        return await _chat_completions(prepared, stream)
+            response = await _chat(request, prepared, stream)
+        else:
+            response = await _chat_completions(prepared, stream)
+        # What retrieval took, for operators (and browsers' developer tools); the rest of the time is the model's.
+        response["Server-Timing"] = f'retrieval;dur={prepared.retrieval_seconds * 1000:.2f};desc="context retrieval"'
+        return response
     except errors.ChatError as exc:
         return error_response(exc.status, exc.code, exc.message)
     except provider_base.ProviderError as exc:
@@ -165,23 +171,33 @@ def _citation_json(citation: turns.Citation, request: HttpRequest) -> dict[str, 
 
 class _Turn:
     """A turn running in a task of its own, its events read through a queue. Made inside the response's generator
-    before its first chunk is sent, so the upstream request is already under way while that chunk goes out; the
-    generator's `finally` calls `cancel`, so a client that leaves stops the model (closing the upstream)."""
+    before its first chunk is sent; `started` lets that chunk wait until the upstream request is on the wire, so
+    the response's first write overlaps the model's latency instead of delaying the request. The generator's
+    `finally` calls `cancel`, so a client that leaves stops the model (closing the upstream)."""
 
     _done = object()
 
     def __init__(self, prepared: turns.PreparedTurn) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._started = asyncio.Event()
         self._task = asyncio.create_task(self._pump(prepared))
 
     async def _pump(self, prepared: turns.PreparedTurn) -> None:
         try:
-            async for event in turns.stream_turn(prepared):
-                await self._queue.put(event)
+            async for event in turns.stream_turn(prepared, on_request_sent=self._started.set):
+                self._queue.put_nowait(event)
+                self._started.set()
         except BaseException as exc:  # handed to the consumer, who decides what the client sees
-            await self._queue.put(exc)
+            self._queue.put_nowait(exc)
         finally:
-            await self._queue.put(self._done)
+            self._queue.put_nowait(self._done)
+            self._started.set()
+
+    async def started(self, within: float) -> None:
+        """Return once the upstream request is sent or the turn has something to say, or after `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._started.wait()
 
     async def events(self, heartbeat: float | None) -> AsyncIterator[turns.TurnEvent | None]:
         """The turn's events; None is a heartbeat tick (every `heartbeat` seconds of silence)."""
@@ -200,6 +216,10 @@ class _Turn:
     def cancel(self) -> None:
         if not self._task.done():
             self._task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
+
+
+# How long the first chunk of a stream waits for the upstream request to go out (a connect can take seconds).
+FIRST_CHUNK_WAIT_SECONDS = 0.25
 
 
 async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool) -> HttpResponseBase:
@@ -222,6 +242,7 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
         base = {"id": prepared.id, "model": model}
         turn = _Turn(prepared)
         try:
+            await turn.started(FIRST_CHUNK_WAIT_SECONDS)
             yield _sse(
                 {"type": "message_start", **base, "role": "assistant", "context_snippet_count": len(prepared.snippets)}
             )
@@ -287,6 +308,7 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
     async def events() -> AsyncIterator[str]:
         turn = _Turn(prepared)
         try:
+            await turn.started(FIRST_CHUNK_WAIT_SECONDS)
             yield chunk({"role": "assistant", "content": ""})
             async for event in turn.events(None):
                 if isinstance(event, turns.TextDelta):

@@ -119,7 +119,9 @@ class AnthropicProvider:
         model: str | None = None
         stopped = False
         async with (
-            open_stream(self._http, f"{self.base_url}/v1/messages", body=body, headers=self._headers()) as response,
+            open_stream(
+                self._http, f"{self.base_url}/v1/messages", body=body, headers=self._headers(), on_sent=request.on_sent
+            ) as response,
             aclosing(aiter_events(response)) as events,
             body_tail() as tail,
         ):

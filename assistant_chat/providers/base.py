@@ -19,7 +19,7 @@ streamed yet and the same request may be tried again):
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -49,6 +49,9 @@ class ProviderRequest:
     temperature: float | None = None  # None: do not send (reasoning models, or caller's choice)
     max_tokens: int | None = None
     context: tuple[ContextSnippet, ...] = ()  # also rendered into the system message; the offline model reads it
+    # Called once the HTTP request is written out (before any answer): lets a caller do its own work while the
+    # model thinks. Providers that send no request (the offline model) never call it.
+    on_sent: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,9 @@ class GeminiProvider:
         model: str | None = None
         produced = called = False
         async with (
-            open_stream(self._http, self._url(request.model), body=body, headers=self._headers()) as response,
+            open_stream(
+                self._http, self._url(request.model), body=body, headers=self._headers(), on_sent=request.on_sent
+            ) as response,
             aclosing(aiter_events(response, decoder)) as events,
         ):
             async for _event, data in events:

@@ -119,7 +119,9 @@ class OpenAIProvider:
         model: str | None = None
         done = False
         async with (
-            open_stream(self._http, self._url(), body=self._body(request), headers=self._headers()) as response,
+            open_stream(
+                self._http, self._url(), body=self._body(request), headers=self._headers(), on_sent=request.on_sent
+            ) as response,
             aclosing(aiter_events(response, decoder)) as events,
             body_tail() as tail,
         ):

@@ -201,3 +201,83 @@ async def test_a_client_that_leaves_mid_stream_closes_the_upstream_connection(ke
         await communicator.wait(5)
     finally:
         server.close()
+
+
+async def test_answers_report_their_retrieval_time(key: str) -> None:
+    for path, stream in (("/assistant/chat/books", True), ("/assistant/chat/books/chat/completions", False)):
+        status, headers, _ = await call(
+            "POST", path, json.dumps({**QUESTION, "stream": stream}).encode(), ((b"api-key", key.encode()),)
+        )
+        assert status == 200
+        timing = headers[b"server-timing"].decode()
+        assert timing.startswith("retrieval;dur=") and 'desc="context retrieval"' in timing
+        assert float(timing.split("dur=")[1].split(";")[0]) > 0
+
+
+async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: str) -> None:
+    """The response's first write (headers, role chunk) is done while the model thinks, not before the upstream
+    request is sent: the upstream has the request before the client gets anything, and the client gets its first
+    chunk while the upstream is still holding its answer."""
+    import asyncio
+
+    from assistant_chat.models import ModelEndpoint
+
+    request_received, release = asyncio.Event(), asyncio.Event()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            request_received.set()
+            await release.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            event = json.dumps({"choices": [{"index": 0, "delta": {"content": "late"}, "finish_reason": "stop"}]})
+            payload = f"data: {event}\n\ndata: [DONE]\n\n".encode()
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await sync_to_async(ModelEndpoint.objects.create)(
+        model_id="held", base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/assistant/chat/books/chat/completions",
+        "raw_path": b"/assistant/chat/books/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"api-key", key.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    body = json.dumps({**QUESTION, "model": "held", "stream": True}).encode()
+    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
+    try:
+        await communicator.send_input({"type": "http.request", "body": body})
+        assert (await communicator.receive_output(10))["status"] == 200
+        first = await communicator.receive_output(10)
+        assert request_received.is_set() and not release.is_set()
+        assert json.loads(first["body"][5:])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        release.set()
+        rest = b""
+        while True:
+            message = await communicator.receive_output(10)
+            rest += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        assert b"late" in rest
+        await communicator.wait(5)
+    finally:
+        server.close()

@@ -1,5 +1,6 @@
 """The shared upstream client: connections are reused between turns, a turn closed early still drops its
-connection, an idle connection the server closed is retried at once, and no cookie travels between callers."""
+connection, an idle connection the server closed is retried at once, no cookie travels between callers, and the
+environment's proxy settings are followed."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class KeepAliveServer:
     set_cookie: bool = False
     connections: int = 0
     cookies_seen: list[str | None] = field(default_factory=list)
+    request_lines: list[str] = field(default_factory=list)
     early_disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
@@ -78,6 +80,7 @@ class KeepAliveServer:
                 headers = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
                 await reader.readexactly(int(headers.get("content-length", "0")))
                 self.cookies_seen.append(headers.get("cookie"))
+                self.request_lines.append(head[0])
                 extra = b"set-cookie: session=secret; Path=/\r\n" if self.set_cookie else b""
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
@@ -130,7 +133,7 @@ async def test_turns_reuse_one_connection(upstream: KeepAliveServer) -> None:
     for _ in range(3):
         assert await answer(provider) == "t0 t1 t2 "
     assert upstream.connections == 1
-    # Another provider instance (the registry makes one per turn) shares the loop's client, and so the connection.
+    # Another provider instance (the registry makes one per turn) shares the loop's pool, and so the connection.
     assert await answer(OpenAIProvider("other", upstream.url)) == "t0 t1 t2 "
     assert upstream.connections == 1
 
@@ -192,3 +195,31 @@ async def test_no_cookie_is_kept_between_turns(upstream: KeepAliveServer) -> Non
     await answer(provider)
     await answer(provider)
     assert upstream.cookies_seen == [None, None]
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_proxies_are_chosen_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    _proxy_env(monkeypatch, HTTPS_PROXY="proxy.internal:3128", NO_PROXY="localhost,.corp.example")
+    assert http._proxy_for("https", "api.openai.com") == "http://proxy.internal:3128"
+    assert http._proxy_for("https", "models.corp.example") is None
+    assert http._proxy_for("http", "api.openai.com") is None  # no HTTP_PROXY set
+    _proxy_env(monkeypatch, ALL_PROXY="http://all.internal:8080")
+    assert http._proxy_for("http", "vllm.local") == "http://all.internal:8080"
+    _proxy_env(monkeypatch)
+    assert http._proxy_for("https", "api.openai.com") is None
+
+
+async def test_an_upstream_behind_a_proxy_is_reached_through_it(
+    upstream: KeepAliveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test server stands in for the proxy: the upstream's own host does not even resolve.
+    _proxy_env(monkeypatch, HTTP_PROXY=upstream.url.removesuffix("/v1"))
+    assert await answer(OpenAIProvider("local", "http://upstream.invalid/v1")) == "t0 t1 t2 "
+    assert upstream.request_lines == ["post http://upstream.invalid/v1/chat/completions http/1.1"]

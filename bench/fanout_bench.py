@@ -50,7 +50,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from local_upstream import free_port, start_upstream
+from local_upstream import free_port, upstream_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS_PER_PROCESS = 250
@@ -59,20 +59,6 @@ TOKEN_RE = re.compile(r"t\d{4} ")
 
 def token(index: int) -> str:
     return f"t{index:04d} "
-
-
-# --- the upstream (its own process) ----------------------------------------------------------------------------
-
-
-def upstream_main(port: int, tokens: int, rate: float, ready: Any) -> None:
-    asyncio.run(_upstream(port, tokens, rate, ready))
-
-
-async def _upstream(port: int, tokens: int, rate: float, ready: Any) -> None:
-    server, _emits = await start_upstream(port, tokens, rate, token)
-    ready.set()
-    async with server:
-        await server.serve_forever()
 
 
 # --- the clients (one asyncio process per CLIENTS_PER_PROCESS sockets) ---------------------------------------------
@@ -543,10 +529,7 @@ def main() -> None:
     baseline_members = {int(m) for m in args.baseline_members.split(",") if m}
     windows = [int(w) for w in args.coalesce_ms.split(",")]
     up_port = free_port()
-    ready = mp.Event()
-    upstream = mp.Process(target=upstream_main, args=(up_port, args.tokens, args.rate, ready), daemon=True)
-    upstream.start()
-    ready.wait(10)
+    upstream = upstream_process(up_port, args.tokens, args.rate, token)
     rows: list[Row] = []
     try:
         for window in windows:

@@ -6,7 +6,8 @@ group; every event crosses the layer once to reach it and is written, already en
 each live turn's deltas in `seq` order, so a reconnecting client gets exactly what it missed, and fills gaps
 (a hub that subscribed mid-turn) from the process running the turn. Presence is the union of every hub's
 local members; changes within PRESENCE_DELAY of the last presence frame go out together (a mass join costs a few
-frames, not one per join). Under Daphne a frame is framed once (RFC 6455) and written straight to each socket's
+frames, not one per join), and hubs re-announce themselves every PRESENCE_HEARTBEAT, so the members of a process
+that died are dropped after PRESENCE_EXPIRY. Under Daphne a frame is framed once (RFC 6455) and written straight to each socket's
 TCP connection when nothing is queued on it (`_DirectWriter`: Daphne's own per-socket send path costs ~60 us);
 elsewhere it goes through the socket's `base_send`. Imports no consumers: sockets register themselves.
 """
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 LOG_KEEP_SECONDS = 120.0  # a finished turn's deltas stay this long for late resumes; then the database answers
 BACKFILL_TIMEOUT = 3.0
 PRESENCE_DELAY = 0.25  # presence changes within this window go out as one frame
+# Every hub re-announces its members this often; a hub not heard from for PRESENCE_EXPIRY (its process died
+# without saying goodbye) has its members dropped from the room's presence.
+PRESENCE_HEARTBEAT = 15.0
+PRESENCE_EXPIRY = 40.0
 
 
 class LocalSocket(Protocol):
@@ -103,6 +108,8 @@ class RoomHub:
         self.channel = ""
         self.logs: dict[int, TurnLog] = {}
         self.remote_presence: dict[str, frozenset[int]] = {}
+        self._remote_seen: dict[str, float] = {}  # monotonic time each remote hub last announced itself
+        self._heartbeat: asyncio.Task[None] | None = None
         self.presence_users: frozenset[int] = frozenset()
         self.presence_names: list[str] = []  # the last list written: what a joining socket is shown first
         self._task: asyncio.Task[None] | None = None
@@ -120,10 +127,13 @@ class RoomHub:
         )  # one prefix per process: channels_redis reads all of them with one BZPOPMIN
         await layer.group_add(self.group, self.channel)
         self._task = asyncio.ensure_future(self._receive_loop())
+        self._heartbeat = asyncio.ensure_future(self._beat())
 
     async def stop(self) -> None:
         if self._presence_timer is not None:
             self._presence_timer.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()  # only ever cancelled in its sleep or a send, never mid-receive
         await self.manager.layer.group_discard(self.group, self.channel)
         # Stop the loop with a message, never by cancelling it: channels_redis can lose a popped message (and
         # break the process's shared receive) when a receive() is cancelled mid-read.
@@ -284,16 +294,42 @@ class RoomHub:
         self._backfill_waiters[message_id] = waiter
         return waiter
 
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_HEARTBEAT)
+            try:
+                await self.announce_presence()
+            except Exception:  # a Redis hiccup: the next beat tries again
+                logger.exception("room %s: presence heartbeat failed", self.room_id)
+            now = time.monotonic()
+            gone = [hub for hub, seen in self._remote_seen.items() if now - seen > PRESENCE_EXPIRY]
+            for hub in gone:
+                logger.warning(
+                    "room %s: no presence from %s for %.0f s; dropping its members",
+                    self.room_id,
+                    hub,
+                    now - self._remote_seen[hub],
+                )
+                del self._remote_seen[hub]
+                self.remote_presence.pop(hub, None)
+            if gone:
+                await self._presence_changed()
+
     async def _on_presence(self, message: dict[str, Any]) -> None:
         hub = message["hub"]
         if hub != self.channel:
             users = frozenset(message["users"])
             if users:
                 self.remote_presence[hub] = users
+                self._remote_seen[hub] = time.monotonic()
             else:
                 self.remote_presence.pop(hub, None)
+                self._remote_seen.pop(hub, None)
             if message.get("hello"):
                 await self.announce_presence()
+        await self._presence_changed()
+
+    async def _presence_changed(self) -> None:
         if self._presence_timer is not None:
             return  # a write is already due and will include this change
         wait = self._presence_written + PRESENCE_DELAY - time.monotonic()

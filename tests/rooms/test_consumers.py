@@ -330,3 +330,23 @@ async def test_a_member_removed_from_the_room_is_cut_off_at_the_next_frame(world
     assert error["code"] == "forbidden"
     assert not await adb(Message.objects.filter(content="still here?").exists)()
     await bob.close()
+
+
+async def test_members_of_a_process_that_stopped_announcing_are_dropped(world, monkeypatch):
+    """Another process's hub announced bob, then died without a goodbye: once its heartbeat is overdue, bob is no
+    longer listed (a process that dies cannot say who left)."""
+    from channels.layers import get_channel_layer
+
+    from assistant_chat import fanout
+
+    monkeypatch.setattr(fanout, "PRESENCE_HEARTBEAT", 0.05)
+    monkeypatch.setattr(fanout, "PRESENCE_EXPIRY", 0.3)
+    (alice,) = await members(world, "alice")
+    await alice.until("room.joined")
+    await get_channel_layer().group_send(
+        f"room-{world['room'].pk}",
+        {"type": "room.presence", "hub": "specific.gone!hub", "users": [world["bob"].pk], "hello": False},
+    )
+    assert await alice.until("presence", members=["alice", "bob"])
+    assert await alice.until("presence", members=["alice"])
+    await alice.close()

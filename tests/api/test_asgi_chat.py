@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -12,17 +15,15 @@ from django.core.asgi import get_asgi_application
 
 from assistant_chat import services
 from assistant_chat.api.asgi_chat import chat_fast_path
-from assistant_chat.models import ApiKey
+from assistant_chat.models import ApiKey, ModelEndpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = {"messages": [{"role": "user", "content": "How do otters open shellfish?"}], "model": "offline"}
 
 
-async def call(
-    method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1", *, wait: bool = False
-) -> tuple[int, dict, bytes]:
-    scope = {
+def http_scope(method: str, path: str, headers: tuple = (), host: bytes = b"127.0.0.1") -> dict:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -36,7 +37,53 @@ async def call(
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
-    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
+
+
+@contextlib.asynccontextmanager
+async def upstream_model(
+    model_id: str, answer: Callable[[asyncio.StreamWriter], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """A local OpenAI-compatible upstream registered as model `model_id`: it reads each request, then `answer`
+    writes the response (connection errors and cancellation are `answer`'s to handle)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            await answer(writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await sync_to_async(ModelEndpoint.objects.create)(
+        model_id=model_id, base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
+    )
+    try:
+        yield
+    finally:
+        server.close()
+
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def sse_chunk(payload: dict | str) -> bytes:
+    data = f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def call(
+    method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1", *, wait: bool = False
+) -> tuple[int, dict, bytes]:
+    communicator = ApplicationCommunicator(
+        chat_fast_path(get_asgi_application()), http_scope(method, path, headers, host)
+    )
     await communicator.send_input({"type": "http.request", "body": body})
     start = await communicator.receive_output(10)
     parts = []
@@ -141,55 +188,23 @@ async def test_request_signals_reach_the_sites_own_receivers(key: str) -> None:
 async def test_a_client_that_leaves_mid_stream_closes_the_upstream_connection(key: str) -> None:
     """The turn's task is cancelled when the client goes, and its upstream connection (pooled between turns) is
     closed, which is what tells the upstream to stop generating."""
-    import asyncio
-
-    from assistant_chat.models import ModelEndpoint
-
     upstream_gone = asyncio.Event()
 
-    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(SSE_HEAD)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
             for index in range(200):
-                event = json.dumps({"choices": [{"index": 0, "delta": {"content": f"t{index} "}}]}).encode()
-                payload = b"data: " + event + b"\n\n"
-                writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                writer.write(sse_chunk({"choices": [{"index": 0, "delta": {"content": f"t{index} "}}]}))
                 await writer.drain()
                 await asyncio.sleep(0.02)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             upstream_gone.set()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            writer.close()
 
-    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    await sync_to_async(ModelEndpoint.objects.create)(
-        model_id="slow", base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
-    )
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/assistant/chat/books/chat/completions",
-        "raw_path": b"/assistant/chat/books/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"api-key", key.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    path = "/assistant/chat/books/chat/completions"
     body = json.dumps({**QUESTION, "model": "slow", "stream": True}).encode()
-    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
-    try:
+    async with upstream_model("slow", answer):
+        scope = http_scope("POST", path, ((b"api-key", key.encode()),))
+        communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
         await communicator.send_input({"type": "http.request", "body": body})
         assert (await communicator.receive_output(10))["status"] == 200
         received = b""
@@ -199,8 +214,6 @@ async def test_a_client_that_leaves_mid_stream_closes_the_upstream_connection(ke
         async with asyncio.timeout(5):
             await upstream_gone.wait()
         await communicator.wait(5)
-    finally:
-        server.close()
 
 
 async def test_answers_report_their_retrieval_time(key: str) -> None:
@@ -218,53 +231,21 @@ async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: s
     """The response's first write (headers, role chunk) is done while the model thinks, not before the upstream
     request is sent: the upstream has the request before the client gets anything, and the client gets its first
     chunk while the upstream is still holding its answer."""
-    import asyncio
-
-    from assistant_chat.models import ModelEndpoint
-
     request_received, release = asyncio.Event(), asyncio.Event()
 
-    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
-            request_received.set()
-            await release.wait()
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-            event = json.dumps({"choices": [{"index": 0, "delta": {"content": "late"}, "finish_reason": "stop"}]})
-            payload = f"data: {event}\n\ndata: [DONE]\n\n".encode()
-            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        request_received.set()
+        await release.wait()
+        writer.write(SSE_HEAD)
+        writer.write(sse_chunk({"choices": [{"index": 0, "delta": {"content": "late"}, "finish_reason": "stop"}]}))
+        writer.write(sse_chunk("[DONE]") + b"0\r\n\r\n")
+        await writer.drain()
 
-    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    await sync_to_async(ModelEndpoint.objects.create)(
-        model_id="held", base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
-    )
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/assistant/chat/books/chat/completions",
-        "raw_path": b"/assistant/chat/books/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"api-key", key.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    path = "/assistant/chat/books/chat/completions"
     body = json.dumps({**QUESTION, "model": "held", "stream": True}).encode()
-    communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
-    try:
+    async with upstream_model("held", answer):
+        scope = http_scope("POST", path, ((b"api-key", key.encode()),))
+        communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
         await communicator.send_input({"type": "http.request", "body": body})
         assert (await communicator.receive_output(10))["status"] == 200
         first = await communicator.receive_output(10)
@@ -279,5 +260,3 @@ async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: s
                 break
         assert b"late" in rest
         await communicator.wait(5)
-    finally:
-        server.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -38,17 +37,6 @@ def _error(code: int, status: str, message: str, **extra: object) -> dict[str, o
 def _chunk(candidate: dict[str, object] | None = None, **top: object) -> bytes:
     obj = {"candidates": [candidate]} if candidate else {}
     return b"data: " + json.dumps({**obj, **top}).encode() + b"\r\n\r\n"
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer() as replay:
-        yield replay
 
 
 def make(server: ReplayServer, **kwargs: object) -> GeminiProvider:

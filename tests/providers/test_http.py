@@ -21,11 +21,6 @@ from assistant_chat.providers.http import error_from_response, parse_retry_after
 PROVIDERS = Path(__file__).resolve().parents[2] / "assistant_chat" / "providers"
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,17 +29,6 @@ REQUEST = ProviderRequest(
     temperature=0.7,
     max_tokens=256,
 )
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer() as replay:
-        yield replay
 
 
 def make(server: ReplayServer, **kwargs: object) -> OpenAIProvider:

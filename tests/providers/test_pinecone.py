@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from assistant_chat.providers.base import (
     ContextSnippet,
@@ -37,17 +34,6 @@ ANSWER = "The sky is blue [1, pp. 1]."
 
 def _error(code: str, message: str, status: int) -> dict[str, object]:
     return {"error": {"code": code, "message": message}, "status": status}
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer() as replay:
-        yield replay
 
 
 def make(server: ReplayServer, **kwargs: object) -> PineconeAssistantProvider:

@@ -20,11 +20,6 @@ from assistant_chat.providers.openai import OpenAIProvider
 REQUEST = ProviderRequest(model="m", messages=(Message("user", "hi"),))
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
 def _chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 

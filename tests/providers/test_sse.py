@@ -10,11 +10,6 @@ from assistant_chat.providers.sse import SSEDecoder, SSEEvent, aiter_events
 from tests.providers.fixtures import ALL
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    """Replaces the Django-only autouse fixture of tests/conftest.py: these tests run with `-p no:django`."""
-
-
 def decode(*chunks: bytes) -> tuple[list[SSEEvent], list[str]]:
     decoder = SSEDecoder()
     events = [event for chunk in chunks for event in decoder.feed(chunk)]

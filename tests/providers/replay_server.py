@@ -58,21 +58,19 @@ class Recorded:
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # finished or disconnected_early
 
 
-class ReplayServer:
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.requests: list[Recorded] = []
+class LocalServer:
+    """A TCP server on 127.0.0.1 for a test's lifetime; `handle` serves each connection. Leaving the block cancels
+    the handlers still running, and every connection is closed when its handler ends."""
+
+    def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def url(self) -> str:
+    def origin(self) -> str:
         assert self._server is not None
         host, port = self._server.sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
-
-    def script(self, *replies: Reply) -> None:
-        self.replies = list(replies)
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -85,6 +83,35 @@ class ReplayServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.handle(reader, writer)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+class ReplayServer(LocalServer):
+    def __init__(self, *replies: Reply) -> None:
+        super().__init__()
+        self.replies = list(replies)
+        self.requests: list[Recorded] = []
+
+    @property
+    def url(self) -> str:
+        return self.origin
+
+    def script(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+
     async def wait_done(self) -> Recorded:
         """The last request, once the server has either finished the reply or seen the client leave."""
         record = self.requests[-1]
@@ -92,19 +119,9 @@ class ReplayServer:
             await record.settled.wait()
         return record
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")

@@ -5,7 +5,6 @@ environment's proxy settings are followed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import pytest
 from assistant_chat.providers import http
 from assistant_chat.providers.base import Delta, Finish, Message, ProviderRequest
 from assistant_chat.providers.openai import OpenAIProvider
+from tests.providers.replay_server import LocalServer
 
 REQUEST = ProviderRequest(model="m", messages=(Message("user", "hi"),))
 
@@ -31,7 +31,7 @@ def _event(text: str | None, finish: str | None = None) -> bytes:
 
 
 @dataclass
-class KeepAliveServer:
+class KeepAliveServer(LocalServer):
     """An upstream that keeps connections open between requests (as real ones do), counting connections."""
 
     tokens: int = 3
@@ -44,30 +44,15 @@ class KeepAliveServer:
     request_lines: list[str] = field(default_factory=list)
     early_disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        super().__init__()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.origin}/v1"
 
-    async def __aenter__(self) -> KeepAliveServer:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
             while True:
@@ -100,11 +85,6 @@ class KeepAliveServer:
             self.disconnected.set()
         except asyncio.CancelledError:
             pass  # the test is over (ending cancelled would make asyncio log the handler as failed)
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
 
 @pytest.fixture

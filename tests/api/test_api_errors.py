@@ -20,11 +20,6 @@ OLD = {"HTTP_X_PINECONE_API_VERSION": "2025-10"}
 
 
 @pytest.fixture
-def key() -> str:
-    return services.api_key_create(name="test")[1]
-
-
-@pytest.fixture
 def api(client: Client, key: str) -> Callable[..., Any]:
     def call(method: str, path: str, *, body: Any = None, headers: dict | None = None, **extra: Any) -> Any:
         kwargs: dict[str, Any] = {"HTTP_API_KEY": key, **(headers or {}), **extra}

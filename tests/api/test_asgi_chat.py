@@ -13,11 +13,11 @@ from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
 
-from assistant_chat import services
 from assistant_chat.api.asgi_chat import chat_fast_path
 from assistant_chat.models import ApiKey, ModelEndpoint
+from tests.providers.replay_server import LocalServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("assistant")]  # "books"
 
 QUESTION = {"messages": [{"role": "user", "content": "How do otters open shellfish?"}], "model": "offline"}
 
@@ -39,35 +39,32 @@ def http_scope(method: str, path: str, headers: tuple = (), host: bytes = b"127.
     }
 
 
-@contextlib.asynccontextmanager
-async def upstream_model(
-    model_id: str, answer: Callable[[asyncio.StreamWriter], Awaitable[None]]
-) -> AsyncIterator[None]:
-    """A local OpenAI-compatible upstream registered as model `model_id`: it reads each request, then `answer`
-    writes the response (connection errors and cancellation are `answer`'s to handle)."""
+class _Upstream(LocalServer):
+    def __init__(self, answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> None:
+        super().__init__()
+        self.answer = answer
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
                 int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
             )
             await reader.readexactly(length)
-            await answer(writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+            await self.answer(writer)
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    await sync_to_async(ModelEndpoint.objects.create)(
-        model_id=model_id, base_url=f"http://127.0.0.1:{port}/v1", upstream_model="m"
-    )
-    try:
+
+@contextlib.asynccontextmanager
+async def upstream_model(
+    model_id: str, answer: Callable[[asyncio.StreamWriter], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """A local OpenAI-compatible upstream registered as model `model_id`: it reads each request, then `answer`
+    writes the response; a client that hangs up ends it quietly, and so does the end of the block."""
+    async with _Upstream(answer) as server:
+        await sync_to_async(ModelEndpoint.objects.create)(
+            model_id=model_id, base_url=f"{server.origin}/v1", upstream_model="m"
+        )
         yield
-    finally:
-        server.close()
 
 
 SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -95,15 +92,6 @@ async def call(
     if wait:
         await communicator.wait(10)  # the handler's work after the response: closing it, request_finished
     return start["status"], {k.lower(): v for k, v in start["headers"]}, b"".join(parts)
-
-
-@pytest.fixture
-def key() -> str:
-    assistant = services.assistant_create(name="books")
-    services.file_upload(
-        assistant=assistant, name="otters.txt", data=b"Sea otters use rocks as tools to crack open shellfish."
-    )[2].result(timeout=30)
-    return services.api_key_create(name="test")[1]
 
 
 async def test_completion_with_the_site_headers(key: str) -> None:

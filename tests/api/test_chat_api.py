@@ -15,20 +15,6 @@ from assistant_chat.models import Assistant
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def key() -> str:
-    return services.api_key_create(name="test")[1]
-
-
-@pytest.fixture
-def assistant() -> Assistant:
-    assistant = services.assistant_create(name="books")
-    services.file_upload(
-        assistant=assistant, name="otters.txt", data=b"Sea otters use rocks as tools to crack open shellfish."
-    )[2].result(timeout=30)
-    return assistant
-
-
 def post(client: Client, key: str, path: str, body: Any) -> Any:
     return client.post(path, json.dumps(body), content_type="application/json", HTTP_API_KEY=key)
 

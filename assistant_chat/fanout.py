@@ -7,9 +7,10 @@ each live turn's deltas in `seq` order, so a reconnecting client gets exactly wh
 (a hub that subscribed mid-turn) from the process running the turn. Presence is the union of every hub's
 local members; changes within PRESENCE_DELAY of the last presence frame go out together (a mass join costs a few
 frames, not one per join), and hubs re-announce themselves every PRESENCE_HEARTBEAT, so the members of a process
-that died are dropped after PRESENCE_EXPIRY. Under Daphne a frame is framed once (RFC 6455) and written straight to each socket's
-TCP connection when nothing is queued on it (`_DirectWriter`: Daphne's own per-socket send path costs ~60 us);
-elsewhere it goes through the socket's `base_send`. Imports no consumers: sockets register themselves.
+that died are dropped after PRESENCE_EXPIRY. Under Daphne a frame is framed once (RFC 6455) and written straight
+to each socket's TCP connection when nothing is queued on it (`_DirectWriter`: Daphne's own per-socket send path
+costs ~60 us); elsewhere it goes through the socket's `base_send`. Imports no consumers: sockets register
+themselves.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class RoomHub:
         self.sockets: dict[str, LocalSocket] = {}
         self.channel = ""
         self.logs: dict[int, TurnLog] = {}
-        self.remote_presence: dict[str, frozenset[int]] = {}
-        self._remote_seen: dict[str, float] = {}  # monotonic time each remote hub last announced itself
+        # Other processes' hubs: their members, and when (monotonic) each last announced itself.
+        self.remote_presence: dict[str, tuple[frozenset[int], float]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.presence_users: frozenset[int] = frozenset()
         self.presence_names: list[str] = []  # the last list written: what a joining socket is shown first
@@ -150,7 +151,7 @@ class RoomHub:
 
     def present_users(self) -> frozenset[int]:
         users = set(self.local_users())
-        for remote in self.remote_presence.values():
+        for remote, _seen in self.remote_presence.values():
             users |= remote
         return frozenset(users)
 
@@ -302,16 +303,12 @@ class RoomHub:
             except Exception:  # a Redis hiccup: the next beat tries again
                 logger.exception("room %s: presence heartbeat failed", self.room_id)
             now = time.monotonic()
-            gone = [hub for hub, seen in self._remote_seen.items() if now - seen > PRESENCE_EXPIRY]
+            gone = [hub for hub, (_users, seen) in self.remote_presence.items() if now - seen > PRESENCE_EXPIRY]
             for hub in gone:
+                _users, seen = self.remote_presence.pop(hub)
                 logger.warning(
-                    "room %s: no presence from %s for %.0f s; dropping its members",
-                    self.room_id,
-                    hub,
-                    now - self._remote_seen[hub],
+                    "room %s: no presence from %s for %.0f s; dropping its members", self.room_id, hub, now - seen
                 )
-                del self._remote_seen[hub]
-                self.remote_presence.pop(hub, None)
             if gone:
                 await self._presence_changed()
 
@@ -320,11 +317,9 @@ class RoomHub:
         if hub != self.channel:
             users = frozenset(message["users"])
             if users:
-                self.remote_presence[hub] = users
-                self._remote_seen[hub] = time.monotonic()
+                self.remote_presence[hub] = (users, time.monotonic())
             else:
                 self.remote_presence.pop(hub, None)
-                self._remote_seen.pop(hub, None)
             if message.get("hello"):
                 await self.announce_presence()
         await self._presence_changed()

@@ -94,7 +94,6 @@ class Upstream:
     def __init__(self) -> None:
         self._transports: dict[str | None, httpx.AsyncHTTPTransport] = {}
         self._routes: dict[tuple[str, str], str | None] = {}
-        self.closed = False
 
     def transport(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
         route = (url.scheme, url.host)
@@ -120,11 +119,6 @@ class Upstream:
         response.request = request
         return response
 
-    async def aclose(self) -> None:
-        self.closed = True
-        for transport in self._transports.values():
-            await transport.aclose()
-
 
 def _proxy_for(scheme: str, host: str) -> str | None:
     """The proxy the environment names for this scheme and host, as httpx's client would pick it."""
@@ -143,10 +137,10 @@ def shared_upstream() -> Upstream:
     """The running event loop's `Upstream`. It belongs to one loop, because its connections do."""
     loop = asyncio.get_running_loop()
     upstream = _upstreams.get(loop)
-    if upstream is None or upstream.closed:
+    if upstream is None:
         with _upstreams_lock:
             upstream = _upstreams.get(loop)
-            if upstream is None or upstream.closed:
+            if upstream is None:
                 upstream = _upstreams[loop] = Upstream()
     return upstream
 

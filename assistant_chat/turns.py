@@ -8,14 +8,13 @@ turn runner will drive the same two functions. Deltas are yielded, never publish
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection
@@ -349,7 +348,7 @@ async def stream_turn(
     finish = provider_base.Finish()
     request = prepared.request
     if on_request_sent is not None:
-        request = dataclasses.replace(request, on_sent=on_request_sent)
+        request = replace(request, on_sent=on_request_sent)
     stream = prepared.provider.stream(request)
     try:
         async for item in stream:

@@ -1,9 +1,9 @@
 """The built-in offline model: answers with no key and no network by quoting the passages that best answer.
 
 Called only by the turn engine, like every provider; imports nothing from Django. It reads the numbered context
-snippets of the request, scores their sentences against the latest user question (term overlap weighted by
-rarity across the snippets), and answers with the best few sentences, each followed by its citation marker
-`[n]`. It says plainly when the snippets hold nothing relevant. Deterministic: same request, same answer.
+snippets of the request as passages (`offline_reading`), finds the passage that best answers the latest user
+question, and answers with its best few sentences, each followed by its citation marker `[n]`. It says plainly
+when the snippets hold nothing relevant. Deterministic: same request, same answer.
 """
 
 from __future__ import annotations
@@ -11,132 +11,219 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
+from . import offline_reading as reading
 from .base import ContextSnippet, Delta, Finish, ProviderRequest, StreamItem, Usage
 
 MODEL_ID = "offline-extractive-1"
 NO_ANSWER = "I could not find an answer to that in the assistant's files."
 MAX_SENTENCES = 3
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n{2,}|\n(?=[#*\-•\d])")
 _PIECE = re.compile(r"\S+\s*")
-_STOP = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between both
-    but by can could did do does doing down during each few for from further had has have having he her here hers him
-    his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
-    over own same she should so some such than that the their theirs them then there these they this those through to
-    too under until up very was we were what when where which while who whom why will with would you your yours tell
-    please know explain describe give list""".split()
+
+# Words a question asks with and files answer with ("who invented" is answered by "began developing"), as stems;
+# a match through one of these counts for less than the word itself.
+_RELATED: dict[str, tuple[str, ...]] = {
+    "invent": ("develop", "devis", "creat", "design", "pioneer"),
+    "discover": ("found", "identify", "invent"),
+    "make": ("produc", "creat", "turn", "build", "form"),
+    "made": ("produc", "creat", "turn", "built", "form"),
+    "build": ("built", "construct"),
+    "built": ("build", "construct"),
+    "live": ("life", "lifespan", "surviv"),
+    "threat": ("danger", "risk", "harm"),
+    "cost": ("price", "rate", "pay", "paid"),
+    "pay": ("paid", "reimburs", "cover"),
+    "paid": ("pay", "reimburs", "cover"),
+    "long": ("length", "last"),
+    "tall": ("high", "height"),
+    "high": ("tall", "height"),
+    "big": ("large", "size"),
+    "large": ("big", "size"),
+    "old": ("age", "ancient"),
+    "start": ("begin", "began", "open", "found"),
+    "begin": ("began", "begun", "start"),
+    "write": ("wrote", "written", "author"),
+    "wrote": ("write", "written", "author"),
+    "fly": ("flight", "flew"),
+    "go": ("went", "gone"),
+    "see": ("saw", "seen", "visible"),
+    "think": ("thought",),
+    "bring": ("brought",),
+    "keep": ("kept",),
+    "leave": ("left",),
+    "lead": ("led",),
+    "buy": ("bought",),
+    "teach": ("taught",),
+    "die": ("death", "dead", "died"),
+}
+_RELATED_WEIGHT = 0.7
+
+# What kind of thing a question asks for, and what a sentence holding one looks like.
+_NUMBER = r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|third|quarter)\b"
+_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        r"when|what year|which year|what date",
+        re.compile(
+            r"\b(?:1\d{3}|20\d{2})s?\b|\bcentur(?:y|ies)\b|\b(?:BC|AD)\b|\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
+        ),
+    ),
+    (
+        r"how (?:many|much|long|far|old|big|tall|high|deep|often|large|fast)|what (?:percentage|share|fraction)",
+        re.compile(_NUMBER, re.I),
+    ),
+    (r"who|whom|whose", re.compile(r"\b[A-Z][a-z]+(?: (?:von |van |de |da )?[A-Z][a-z-]+)+|\bby [A-Z]")),
+    (
+        r"where",
+        re.compile(r"\b(?:in|at|near|off|on) (?:the )?[A-Z][a-z]|\b(?:direction|located|location|place|distance)\b"),
+    ),
+    (r"why", re.compile(r"\b(?:because|due to|comes? from|caused?|so that|thanks to|as a result)\b", re.I)),
 )
 
 
-def _terms(text: str) -> list[str]:
-    return [_stem(word) for word in (w.lower() for w in _WORD.findall(text)) if word not in _STOP]
+def _cue(question: str) -> re.Pattern[str] | None:
+    """What the question's first question word ("where", even inside "how do bees tell each other where...")
+    asks for."""
+    found = [(m.start(), answer) for asked, answer in _CUES if (m := re.search(rf"\b(?:{asked})\b", question))]
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
-def _names(question: str) -> set[str]:
-    """Capitalised words after the first: names the answer must be about."""
-    words = _WORD.findall(question)[1:]
-    return {_stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in _STOP}
+class _Question:
+    """A question's terms, with the related words that may stand for them, the names it is about, and what kind
+    of answer it wants."""
+
+    def __init__(self, text: str) -> None:
+        self.terms = list(dict.fromkeys(reading.terms(text)))
+        words = re.findall(r"[^\W_]+", text)[1:]  # capitalised words after the first: names it is about
+        self.names = {reading.stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in reading.STOP}
+        self.cue = _cue(text.lower())
+        self._memo: dict[str, dict[str, float]] = {}
+
+    def matched(self, words: frozenset[str]) -> dict[str, float]:
+        """The question's terms these words answer, each with its weight (1, or less through a related word)."""
+        found: dict[str, float] = {}
+        for word in words:
+            for term, weight in self._word(word).items():
+                found[term] = max(found.get(term, 0.0), weight)
+        return found
+
+    def _word(self, word: str) -> dict[str, float]:
+        if word not in self._memo:
+            hits: dict[str, float] = {}
+            for term in self.terms:
+                if reading.same_family(term, word):
+                    hits[term] = 1.0
+                elif any(reading.same_family(related, word) for related in _RELATED.get(term, ())):
+                    hits[term] = _RELATED_WEIGHT
+            self._memo[word] = hits
+        return self._memo[word]
 
 
-def _stem(word: str) -> str:
-    # A light suffix strip so that "otters" meets "otter" and "erupted" meets "erupts"; good enough for scoring.
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+class _Read:
+    """One passage of one snippet, with what it answers."""
 
-
-_LINE_END_STRUCTURE = re.compile(r'[,{}\[\]"]\s*$')
-_JSON_PAIR = re.compile(r'^\s*"[^"]{1,80}"\s*:\s*"?(.*?)"?\s*,?\s*$', re.DOTALL)
-_TITLE_WORD = re.compile(r"^[A-Z0-9][\w'’-]*$|^(?:of|the|and|a|an|in|on|to|for|-|–|&|:)$")
-
-
-def _sentences(snippet: ContextSnippet) -> list[str]:
-    """Readable sentences of a snippet: headings, title lines and JSON syntax taken off."""
-    sentences: list[str] = []
-    for block in _SENTENCE.split(re.sub(r"[ \t]+", " ", snippet.text)):
-        lines = [line.strip() for line in block.split("\n") if line.strip()]
-        # A line that ends in JSON structure, or a title line (no final stop, mostly capitalised), stands alone.
-        current: list[str] = []
-        for line in lines:
-            if _LINE_END_STRUCTURE.search(line) or _is_title(line):
-                _flush(current, sentences)
-                sentences.append(line)
-                continue
-            current.append(line)
-        _flush(current, sentences)
-    cleaned = [_unjson(sentence) for sentence in sentences]
-    return [s for s in cleaned if len(s) > 20 and not s.startswith("#") and not _is_title(s)]
-
-
-def _flush(current: list[str], sentences: list[str]) -> None:
-    if current:
-        sentences.append(" ".join(current))
-        current.clear()
-
-
-def _is_title(line: str) -> bool:
-    if line.endswith((".", "!", "?", ":", ";")) or len(line) > 120:
-        return False
-    words = line.split()
-    return len(words) >= 2 and sum(bool(_TITLE_WORD.match(w)) for w in words) >= 0.8 * len(words)
-
-
-def _unjson(sentence: str) -> str:
-    match = _JSON_PAIR.match(sentence)
-    text = match.group(1) if match else sentence.strip(" {}[],")
-    text = re.sub(r"^(?:[-*+•]|\d{1,3}[.)])\s+", "", text.strip())  # list markers
-    text = re.sub(r"(\*\*|__|`)", "", text)  # Markdown emphasis and code marks
-    return text.strip().rstrip('"').strip()
+    def __init__(self, order: int, snippet_index: int, number: int, passage: reading.Passage, question: _Question):
+        self.order, self.snippet_index, self.number, self.passage = order, snippet_index, number, passage
+        self.heading = question.matched(passage.heading_terms)
+        self.per_sentence = [question.matched(sentence.terms) for sentence in passage.sentences]
+        self.cued = [bool(question.cue and question.cue.search(s.text)) for s in passage.sentences]
+        self.answers: dict[str, float] = dict(self.heading)
+        for found in self.per_sentence:
+            for term, weight in found.items():
+                self.answers[term] = max(self.answers.get(term, 0.0), weight)
 
 
 def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
-    """The answer text with `[n]` markers, or NO_ANSWER."""
-    wanted = set(_terms(question))
-    if not wanted or not snippets:
+    """The answer text with `[n]` markers, or NO_ANSWER.
+
+    Reads the snippets as passages, takes the passage that answers most of the question (terms weighted by how
+    rare they are among the passages, headings included, and a hint for the kind of answer asked for: a year, a
+    number, a name, a place, a reason), and quotes its best sentences; a second passage only when it answers a
+    good part of the question the first does not."""
+    asked = _Question(question)
+    if not asked.terms or not snippets:
         return NO_ANSWER
-    candidates: list[tuple[float, int, int, str, int]] = []
-    document_frequency: Counter[str] = Counter()
-    per_sentence: list[tuple[int, int, str, set[str]]] = []
+    read: list[_Read] = []
     for snippet_index, snippet in enumerate(snippets):
-        for sentence_index, sentence in enumerate(_sentences(snippet)):
-            terms = set(_terms(sentence))
-            per_sentence.append((snippet_index, sentence_index, sentence, terms))
-            document_frequency.update(terms & wanted)
-    total = max(len(per_sentence), 1)
-    for snippet_index, sentence_index, sentence, terms in per_sentence:
-        matched = terms & wanted
-        if not matched:
-            continue
-        score = sum(math.log(1 + total / document_frequency[term]) for term in matched)
-        score *= 1.0 - 0.03 * snippet_index  # retrieval already ranked the snippets
-        candidates.append((score, snippet_index, sentence_index, sentence, snippets[snippet_index].number))
-    if not candidates:
-        return NO_ANSWER
-    best = max(candidate[0] for candidate in candidates)
+        json_like = snippet.file_name.lower().endswith(".json")
+        for passage in reading.passages(snippet.text, json_like=json_like):
+            read.append(_Read(len(read), snippet_index, snippet.number, passage, asked))
+    everything = {term for one in read for term in one.answers}
     # Answer only when the snippets cover what was asked: at least half of the question's terms, and every name
     # in it ("the capital of Peru" must not be answered with "the capital of printing").
-    available = set().union(*(set(_terms(snippet.text)) for snippet in snippets))
-    if len(wanted & available) * 2 < len(wanted) or not _names(question) <= available:
+    if len(everything) * 2 < len(asked.terms) or not asked.names <= everything:
         return NO_ANSWER
-    chosen = sorted(candidates, key=lambda c: (-c[0], c[1], c[2]))
-    picked: list[tuple[int, int, str, int]] = []
-    seen: set[str] = set()
-    for score, snippet_index, sentence_index, sentence, number in chosen:
-        # Keep sentences that answer nearly as well as the best; drop weak matches and repeats (chunks overlap).
-        if score < best * 0.5 or sentence in seen:
+    frequency = {term: sum(term in one.answers for one in read) for term in asked.terms}
+    rarity = {term: math.log(1 + len(read) / frequency[term]) for term in asked.terms if frequency[term]}
+    cue_bonus = 0.5 * sum(rarity.values()) / max(len(rarity), 1)
+
+    def weight(found: dict[str, float]) -> float:
+        return sum(rarity[term] * w for term, w in found.items())
+
+    def passage_score(one: _Read) -> float:
+        score = weight(one.answers) + (0.5 * cue_bonus if any(one.cued) else 0.0)
+        if not asked.names <= set(one.answers):
+            score *= 0.5  # about something else with the same words
+        return score * (1.0 - 0.02 * one.snippet_index)  # retrieval already ranked the snippets
+
+    ranked = sorted(read, key=lambda one: (-passage_score(one), one.order))
+    best = ranked[0]
+    if len(best.answers) * 2 < len(asked.terms):
+        return NO_ANSWER
+    chosen = [best]
+    total = weight(dict.fromkeys(rarity, 1.0))
+    for other in ranked[1:3]:
+        new = {t: w for t, w in other.answers.items() if t not in best.answers}
+        if passage_score(other) >= 0.7 * passage_score(best) and weight(new) >= 0.25 * total:
+            chosen.append(other)
+            break
+    return _quote(chosen, weight, cue_bonus, asked.names)
+
+
+def _quote(chosen: list[_Read], weight: Callable[[dict[str, float]], float], cue_bonus: float, names: set[str]) -> str:
+    """The best sentences of the chosen passages, in reading order, each followed by its citation marker."""
+    candidates: list[tuple[float, int, int, bool]] = []  # score, passage order, sentence index, goes on from the last
+    for passage in chosen:
+        scores: list[float] = []
+        for index, found in enumerate(passage.per_sentence):
+            # A name the heading already gives ("Mars" under "Mars › Orbit and atmosphere") says what the passage
+            # is about, not which of its sentences answers.
+            own = {t: w * (0.3 if t in passage.heading and t in names else 1.0) for t, w in found.items()}
+            scores.append(weight(own) + (cue_bonus if passage.cued[index] else 0.0))
+            if found:
+                candidates.append((scores[index], passage.order, index, False))
+            elif _beside_a_match(passage, index):  # goes on from the sentence before: quoted only after it
+                candidates.append((0.5 * scores[index - 1] + scores[index], passage.order, index, True))
+    if not candidates:  # the heading answered, the sentences under it say what
+        candidates = [(0.0, chosen[0].order, 0, False)]
+    top = max(candidate[0] for candidate in candidates)
+    by_order = {passage.order: passage for passage in chosen}
+    picked: list[tuple[int, int]] = []
+    taken: set[tuple[int, int]] = set()
+    for score, order, index, follows in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        sentence = by_order[order].passage.sentences[index]
+        if score < 0.45 * top or (order, index) in taken or (follows and (order, index - 1) not in picked):
             continue
-        seen.add(sentence)
-        picked.append((snippet_index, sentence_index, sentence, number))
+        if sentence.lead is not None and (order, sentence.lead) in taken:
+            continue  # its list is already quoted
+        items = {(order, i) for i, s in enumerate(by_order[order].passage.sentences) if s.lead == index}
+        if items & taken:
+            continue  # an item already answers: no need for the whole list
+        picked.append((order, index))
+        taken.add((order, index))
+        taken.update(items)  # the lead-in quotes its items
         if len(picked) == MAX_SENTENCES:
             break
-    picked.sort(key=lambda item: (item[0], item[1]))  # read in document order
-    return " ".join(f"{sentence.rstrip()} [{number}]" for _s, _i, sentence, number in picked)
+    picked.sort()
+    return " ".join(
+        f"{by_order[order].passage.sentences[index].quoted()} [{by_order[order].number}]" for order, index in picked
+    )
+
+
+def _beside_a_match(passage: _Read, index: int) -> bool:
+    """A sentence holding the kind of answer asked for, right after one that matches the question ("...performs
+    a waggle dance." "The angle of the run shows the direction...")."""
+    return passage.cued[index] and index > 0 and bool(passage.per_sentence[index - 1])
 
 
 def _estimate_tokens(text: str) -> int:
@@ -154,7 +241,8 @@ class OfflineProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        answer = compose_answer(question, request.context)
+        # Reading every snippet takes milliseconds of CPU: off the event loop, as other rooms are streaming.
+        answer = await asyncio.to_thread(compose_answer, question, request.context)
         for index, piece in enumerate(_PIECE.findall(answer)):
             if index and self.pause:
                 await asyncio.sleep(self.pause)

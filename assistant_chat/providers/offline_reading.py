@@ -1,0 +1,227 @@
+"""How the offline model reads a context snippet: passages (a paragraph, a list with its lead-in, a JSON record or
+entry) under their heading, each made of quotable sentences, and the word forms it compares with a question.
+
+Pure text processing, no Django, no network: the offline model (`offline.py`) scores what this returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_LIST_ITEM = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
+_JSON_PAIR = re.compile(r'^"((?:[^"\\]|\\.){1,80})"\s*:\s*(.*?)\s*,?$', re.DOTALL)
+_JSON_STRUCTURE = re.compile(r"^[\[\]{},\s]*$")
+_TITLE_WORD = re.compile(r"^[A-Z0-9][\w'’-]*$|^(?:of|the|and|a|an|in|on|to|for|-|–|&|:)$")
+_EMPHASIS = re.compile(r"\*\*|__|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
+_SHORT_VALUE = 80  # a JSON value this short is a fact ("built: 1810"), not prose
+_RECORD_NAMES = ("name", "title")
+
+STOP = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers him
+    his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
+    over own same she should so some such than that the their theirs them then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you your yours tell
+    please know explain describe give list""".split()
+)
+
+# Endings that make another word of the same family ("threat" -> "threaten", "red" -> "reddish", "invent" ->
+# "invention"): two stems are one word when the longer is the shorter plus one of these.
+_DERIVED = frozenset(
+    "e s es ed er ers est or ors ion ions ation ations ish ly al ally ic ical ity ness ment ments en ive ist ists ian "
+    "ans an ance ence ant ent ful y".split()
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light suffix strip, so that "otters" meets "otter", "erupted" "erupts", "colonies" "colony" and "boxes"
+    "box" (but "honeybees" stays "honeybee")."""
+    if len(word) > 4 and word.endswith(("ies", "ied")):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    if len(word) > 4 and word.endswith(("ses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """The stems of a text's words, stopwords left out."""
+    return [stem(word) for word in (w.lower() for w in _WORD.findall(text)) if word not in STOP]
+
+
+def same_family(one: str, other: str) -> bool:
+    """Whether two stems are forms of one word: equal, or one is the other plus a derivational ending (with a
+    doubled last consonant, or a dropped final e)."""
+    if one == other:
+        return True
+    if one[:3] != other[:3]:
+        return False  # every relation below keeps the first three letters
+    short, long = (one, other) if len(one) < len(other) else (other, one)
+    if len(short) < 3:
+        return False
+    for base in (short, short[:-1] if short.endswith("e") else None):
+        if base and long.startswith(base):
+            rest = long[len(base) :]
+            if rest in _DERIVED or (rest[:1] == base[-1] and rest[1:] in _DERIVED):
+                return True
+    return False
+
+
+@dataclass
+class Sentence:
+    text: str
+    terms: frozenset[str]
+    items: list[str] = field(default_factory=list)  # a list's lead-in ("three kinds of bees:") quotes its list
+    lead: int | None = None  # an item's sentence: the index of its lead-in in the passage
+
+    def quoted(self) -> str:
+        if not self.items:
+            return self.text
+        items = [item.rstrip(".;") for item in self.items]
+        return f"{self.text} {'; '.join(items)}."
+
+
+@dataclass
+class Passage:
+    heading: str
+    sentences: list[Sentence] = field(default_factory=list)
+
+    @property
+    def heading_terms(self) -> frozenset[str]:
+        return frozenset(terms(self.heading))
+
+
+def passages(text: str, *, json_like: bool = False) -> list[Passage]:
+    """The passages of a snippet, in order. JSON is read by record and entry; other text by paragraph (a blank
+    line), with Markdown headings and title lines as the heading of what follows."""
+    found = _json_passages(text) if json_like else _prose_passages(text)
+    return [p for p in found if p.sentences]
+
+
+def _clean(text: str) -> str:
+    text = _LIST_ITEM.sub("", text.strip())
+    return _EMPHASIS.sub("", text).strip()
+
+
+def _sentence(text: str) -> Sentence:
+    return Sentence(text=text, terms=frozenset(terms(text)))
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(_clean(text)) if len(s.strip()) > 2]
+
+
+def is_title(line: str) -> bool:
+    """A title line: no closing punctuation, mostly capitalised words ("The History of the Printing Press")."""
+    if line.endswith((".", "!", "?", ":", ";", ",")) or len(line) > 120:
+        return False
+    words = line.split()
+    return len(words) >= 2 and sum(bool(_TITLE_WORD.match(w)) for w in words) >= 0.8 * len(words)
+
+
+def _prose_passages(text: str) -> list[Passage]:
+    # Where two chunks were joined, a heading can follow a sentence on its line ("...dioxide. ## Moons").
+    text = re.sub(r"(?<=[.!?:])[ \t]+(#{1,6} )", r"\n\n\1", text)
+    found: list[Passage] = []
+    headings: dict[int, str] = {}  # level -> the heading in force ("# Honeybees" still heads "## Threats")
+    heading = ""
+    lead_open = False  # the last passage ended in a lead-in ("...:"), so a list that follows belongs to it
+    for block in re.split(r"\n[ \t]*\n", text):
+        lines = [re.sub(r"[ \t]+", " ", line).strip() for line in block.split("\n")]
+        lines = [line for line in lines if line]
+        prose: list[str] = []  # lines of the paragraph being read
+        items: list[str] = []  # list items, each possibly wrapped over lines
+        for line in lines:
+            if line.startswith("#") or (is_title(line) and not prose and not items):
+                _close(found, heading, prose, items, lead_open)
+                prose, items, lead_open = [], [], False
+                level = len(line) - len(line.lstrip("#")) or (2 if headings else 1)
+                headings = {lv: h for lv, h in headings.items() if lv < level} | {level: _clean(line.lstrip("#"))}
+                heading = " › ".join(headings[lv] for lv in sorted(headings))
+            elif _LIST_ITEM.match(line):
+                items.append(line)
+            elif items:
+                items[-1] += " " + line
+            else:
+                prose.append(line)
+        lead_open = _close(found, heading, prose, items, lead_open)
+    return found
+
+
+def _close(found: list[Passage], heading: str, prose: list[str], items: list[str], lead_open: bool) -> bool:
+    """Adds a paragraph (and its list) as a passage; returns whether it ends in a lead-in awaiting a list."""
+    if not prose and not items:
+        return lead_open
+    if not prose and lead_open and found:
+        passage = found[-1]  # a list after "...:" in a paragraph of its own joins that paragraph
+    else:
+        passage = Passage(heading=heading)
+        found.append(passage)
+        for sentence in _split(" ".join(prose)):
+            passage.sentences.append(_sentence(sentence))
+    lead = len(passage.sentences) - 1 if passage.sentences and passage.sentences[-1].text.endswith(":") else None
+    for item in items:
+        cleaned = _clean(item)
+        if lead is not None:
+            passage.sentences[lead].items.append(cleaned)
+        for sentence in _split(cleaned):
+            passage.sentences.append(Sentence(text=sentence, terms=frozenset(terms(sentence)), lead=lead))
+    return bool(passage.sentences) and passage.sentences[-1].text.endswith(":") and not items
+
+
+def _json_passages(text: str) -> list[Passage]:
+    """Pretty-printed JSON by line: an object with a "name" or "title" is one passage under that name; elsewhere
+    each long text value is a passage under its key. Short values are quoted as facts ("Bell Rock Lighthouse,
+    built: 1810")."""
+    found: list[Passage] = []
+    record = Passage(heading="")
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if _JSON_STRUCTURE.match(line):
+            if "{" in line or "}" in line:
+                found.append(record)
+                record = Passage(heading="")
+            continue
+        # A value can close its record on the same line ('"...in 2009." },'), where two chunks were joined.
+        closes = re.search(r'(?<=")\s*[\]}][\]},\s]*$', line)
+        line = line[: closes.start()] if closes else line
+        pair = _JSON_PAIR.match(line)
+        key, value = (_unescape(pair.group(1)), pair.group(2)) if pair else ("", line.rstrip(","))
+        if value.endswith(("[", "{")):
+            continue  # '"lighthouses": [' opens what follows
+        value = _unescape(value.strip('"')) if value.startswith('"') else value
+        label = key.replace("_", " ").strip()
+        if key.lower() in _RECORD_NAMES and not record.heading:
+            record.heading = value
+        elif len(value) <= _SHORT_VALUE and not value.endswith("."):
+            # Quoted with the record's name, matched by what it says ("built: 1810"): the name is the heading's.
+            fact = f"{record.heading}, {label}: {value}" if record.heading else f"{label.capitalize()}: {value}"
+            said = f"{label}: {value}"
+            record.sentences.append(Sentence(text=fact if label else value, terms=frozenset(terms(said))))
+        elif record.heading or not label:
+            record.sentences.extend(_sentence(s) for s in _split(value))
+        else:
+            found.append(Passage(heading=label, sentences=[_sentence(s) for s in _split(value)]))
+        if closes:
+            found.append(record)
+            record = Passage(heading="")
+    found.append(record)
+    return found
+
+
+def _unescape(value: str) -> str:
+    try:
+        return str(json.loads(f'"{value}"'))
+    except ValueError:
+        return value

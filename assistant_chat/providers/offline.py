@@ -56,6 +56,8 @@ _RELATED: dict[str, tuple[str, ...]] = {
     "buy": ("bought",),
     "teach": ("taught",),
     "die": ("death", "dead", "died"),
+    "weigh": ("weight", "heav"),
+    "heavy": ("weight",),
 }
 _RELATED_WEIGHT = 0.7
 
@@ -81,11 +83,14 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def _cue(question: str) -> re.Pattern[str] | None:
+def _cue(question: str) -> tuple[re.Pattern[str] | None, str]:
     """What the question's first question word ("where", even inside "how do bees tell each other where...")
-    asks for."""
-    found = [(m.start(), answer) for asked, answer in _CUES if (m := re.search(rf"\b(?:{asked})\b", question))]
-    return min(found, key=lambda f: f[0])[1] if found else None
+    asks for, and the question without those words ("how long" asks for a number, not for "long")."""
+    found = [(m, answer) for asked, answer in _CUES if (m := re.search(rf"\b(?:{asked})\b", question, re.I))]
+    if not found:
+        return None, question
+    match, answer = min(found, key=lambda f: f[0].start())
+    return answer, question[: match.start()] + question[match.end() :]
 
 
 class _Question:
@@ -93,10 +98,10 @@ class _Question:
     of answer it wants."""
 
     def __init__(self, text: str) -> None:
-        self.terms = list(dict.fromkeys(reading.terms(text)))
+        self.cue, rest = _cue(text)
+        self.terms = list(dict.fromkeys(reading.terms(rest)))
         words = re.findall(r"[^\W_]+", text)[1:]  # capitalised words after the first: names it is about
         self.names = {reading.stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in reading.STOP}
-        self.cue = _cue(text.lower())
         self._memo: dict[str, dict[str, float]] = {}
 
     def matched(self, words: frozenset[str]) -> dict[str, float]:
@@ -149,9 +154,10 @@ def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
         for passage in reading.passages(snippet.text, json_like=json_like):
             read.append(_Read(len(read), snippet_index, snippet.number, passage, asked))
     everything = {term for one in read for term in one.answers}
-    # Answer only when the snippets cover what was asked: at least half of the question's terms, and every name
-    # in it ("the capital of Peru" must not be answered with "the capital of printing").
-    if len(everything) * 2 < len(asked.terms) or not asked.names <= everything:
+    # Answer only when the snippets cover what was asked: most of the question's terms, and every name in it
+    # ("the capital of Peru" must not be answered with "the capital of printing", nor "the refund policy" with
+    # the leave policy).
+    if len(everything) * 2 <= len(asked.terms) or not asked.names <= everything:
         return NO_ANSWER
     frequency = {term: sum(term in one.answers for one in read) for term in asked.terms}
     rarity = {term: math.log(1 + len(read) / frequency[term]) for term in asked.terms if frequency[term]}

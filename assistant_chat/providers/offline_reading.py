@@ -27,7 +27,7 @@ STOP = frozenset(
     his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
     over own same she should so some such than that the their theirs them then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your yours tell
-    please know explain describe give list""".split()
+    please know explain describe give list get gets got take takes use uses used using need needs want wants""".split()
 )
 
 # Endings that make another word of the same family ("threat" -> "threaten", "red" -> "reddish", "invent" ->
@@ -130,6 +130,12 @@ def is_title(line: str) -> bool:
     return len(words) >= 2 and sum(bool(_TITLE_WORD.match(w)) for w in words) >= 0.8 * len(words)
 
 
+def _is_short_heading(line: str) -> bool:
+    """A few words with no punctuation, digits or list marker: on a line of its own, a heading ("Leave policy");
+    "Opening hours: 9-17" is a fact."""
+    return len(line.split()) <= 8 and not _LIST_ITEM.match(line) and not re.search(r"[\d.!?:;,]", line)
+
+
 def _prose_passages(text: str) -> list[Passage]:
     # Where two chunks were joined, a heading can follow a sentence on its line ("...dioxide. ## Moons").
     text = re.sub(r"(?<=[.!?:])[ \t]+(#{1,6} )", r"\n\n\1", text)
@@ -142,8 +148,10 @@ def _prose_passages(text: str) -> list[Passage]:
         lines = [line for line in lines if line]
         prose: list[str] = []  # lines of the paragraph being read
         items: list[str] = []  # list items, each possibly wrapped over lines
+        alone = len(lines) == 1 and _is_short_heading(lines[0])
         for line in lines:
-            if line.startswith("#") or (is_title(line) and not prose and not items):
+            # A heading: Markdown's, a title line, or a short line standing alone between blank lines ("Leave policy").
+            if line.startswith("#") or ((alone or is_title(line)) and not prose and not items):
                 _close(found, heading, prose, items, lead_open)
                 prose, items, lead_open = [], [], False
                 level = len(line) - len(line.lstrip("#")) or (2 if headings else 1)

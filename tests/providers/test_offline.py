@@ -1,0 +1,137 @@
+"""The offline model on text it was not tuned on: a Markdown FAQ, a plain-text policy and a JSON catalogue.
+
+`tests/knowledge/test_offline_answers.py` asks the demo files through retrieval; these call the model directly,
+with no Django, on three snippets at once, so an answer must also come from the right one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from assistant_chat.providers.base import ContextSnippet, Delta, Finish, Message, ProviderRequest
+from assistant_chat.providers.offline import MODEL_ID, NO_ANSWER, OfflineProvider, compose_answer
+
+FAQ = """# Acme Router X2 FAQ
+
+## Setup
+
+To set up the router, connect it to your modem with the included Ethernet cable and open http://192.168.1.1 in a
+browser. The default password is printed on the label under the router.
+
+## Resetting
+
+Hold the reset button on the back for ten seconds until the light blinks orange. All settings return to factory
+defaults.
+
+## Warranty
+
+The router comes with a two-year limited warranty. Water damage and drops are not covered.
+
+Supported bands:
+
+- 2.4 GHz for range
+- 5 GHz for speed
+- 6 GHz on the X2 Pro only
+"""
+
+POLICY = """Leave policy
+
+Full-time employees receive 25 days of paid annual leave per calendar year. Part-time staff receive leave in
+proportion to their hours. Unused leave of up to five days may be carried over to the next year and must be taken
+by 31 March.
+
+Sick leave must be reported to your manager before 10:00 on the first day of absence. A doctor's note is required
+from the fourth day.
+
+Parental leave is 16 weeks at full pay for the primary carer and 4 weeks for the secondary carer."""
+
+CATALOGUE = json.dumps(
+    {
+        "products": [
+            {
+                "name": "Trail Runner 3",
+                "price": "129 EUR",
+                "weight": "240 g",
+                "description": "A light trail shoe with a rock plate and a 6 mm drop. Best for dry, rocky paths.",
+            },
+            {
+                "name": "Road Glide",
+                "price": "149 EUR",
+                "weight": "260 g",
+                "description": "A cushioned road shoe for long runs, with a carbon-infused midsole.",
+            },
+        ]
+    },
+    indent=2,
+)
+
+SNIPPETS = (
+    ContextSnippet(number=1, text=FAQ, file_name="router.md", pages=()),
+    ContextSnippet(number=2, text=POLICY, file_name="leave.txt", pages=()),
+    ContextSnippet(number=3, text=CATALOGUE, file_name="shoes.json", pages=()),
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "quoted", "number"),
+    [
+        ("How do I reset the router?", "Hold the reset button on the back for ten seconds", 1),
+        ("What is the default password?", "printed on the label", 1),
+        ("How long is the warranty?", "two-year limited warranty", 1),
+        ("Is water damage covered?", "Water damage and drops are not covered", 1),
+        ("Which bands are supported?", "Supported bands: 2.4 GHz for range; 5 GHz for speed; 6 GHz", 1),
+        ("How many days of annual leave do I get?", "25 days of paid annual leave", 2),
+        ("Can I carry over unused leave?", "may be carried over", 2),
+        ("When do I need a doctor's note?", "required from the fourth day", 2),
+        ("How long is parental leave?", "16 weeks at full pay", 2),
+        ("How do I take sick leave?", "reported to your manager before 10:00", 2),
+        ("How much does the Trail Runner 3 cost?", "Trail Runner 3, price: 129 EUR", 3),
+        ("What does the Road Glide weigh?", "Road Glide, weight: 260 g", 3),
+        ("Which shoe is best for long runs?", "cushioned road shoe for long runs", 3),
+    ],
+)
+def test_quotes_the_answer_and_cites_only_its_snippet(question: str, quoted: str, number: int) -> None:
+    answer = compose_answer(question, SNIPPETS)
+    assert quoted in answer
+    assert set(_markers(answer)) == {number}, answer
+
+
+@pytest.mark.parametrize("question", ["Who is the CEO?", "What is the refund policy?", "How do I cancel an order?"])
+def test_refuses_what_the_snippets_do_not_answer(question: str) -> None:
+    # "policy" is there (the leave policy), "refund" is not: the question is not answered by half a match.
+    assert compose_answer(question, SNIPPETS) == NO_ANSWER
+
+
+def test_no_question_terms_or_no_snippets_is_no_answer() -> None:
+    assert compose_answer("What is it?", SNIPPETS) == NO_ANSWER
+    assert compose_answer("How do I reset the router?", ()) == NO_ANSWER
+
+
+def test_a_question_word_asks_for_a_kind_of_answer_not_for_its_word() -> None:
+    # "How long" asks for a duration: "long runs" in the catalogue is no part of the answer.
+    assert "long runs" not in compose_answer("How long is the warranty?", SNIPPETS)
+
+
+def test_headings_are_read_but_not_quoted() -> None:
+    answer = compose_answer("How do I reset the router?", SNIPPETS)
+    assert "Resetting" not in answer and "#" not in answer and "FAQ" not in answer
+
+
+async def test_streams_the_composed_answer_then_usage() -> None:
+    request = ProviderRequest(
+        model="offline", messages=(Message(role="user", content="Is water damage covered?"),), context=SNIPPETS
+    )
+    items = [item async for item in OfflineProvider().stream(request)]
+    text = "".join(item.text for item in items if isinstance(item, Delta))
+    assert text == compose_answer("Is water damage covered?", SNIPPETS)
+    assert len([item for item in items if isinstance(item, Delta)]) > 3  # word by word
+    finish = items[-1]
+    assert isinstance(finish, Finish) and finish.model == MODEL_ID
+    assert finish.usage is not None and finish.usage.completion_tokens > 0
+
+
+def _markers(answer: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\[(\d+)\]", answer)]

@@ -226,7 +226,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
         except ModelUnavailable as exc:
             raise errors.FailedPrecondition(str(exc)) from None
         remote_messages = tuple(
-            provider_base.Message(role=m.role, content=_spoken(m))  # type: ignore[arg-type]
+            provider_base.Message(role=m.role, content=_spoken(m), speaker=m.speaker)  # type: ignore[arg-type]
             for m in turn.messages
             if m.role in ("user", "assistant")
         )
@@ -252,7 +252,8 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
     for message in turn.messages:
         if message.role == "system":
             continue  # folded into the system prompt above
-        conversation.append(provider_base.Message(role=message.role, content=_spoken(message)))  # type: ignore[arg-type]
+        spoken = provider_base.Message(role=message.role, content=_spoken(message), speaker=message.speaker)  # type: ignore[arg-type]
+        conversation.append(spoken)
     request = provider_base.ProviderRequest(
         model=spec.upstream_model, messages=tuple(conversation), temperature=temperature, context=context
     )

@@ -29,7 +29,8 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 @dataclass(frozen=True)
 class Message:
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str  # in a room, what the model reads: "Alice: ..." (see `speaker`)
+    speaker: str = ""  # who said it, in a room; `content` already names them, so only the offline model uses it
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,11 @@ class OfflineProvider:
         self.pause = 1.0 / words_per_second if words_per_second > 0 else 0.0
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        asked = next((m for m in reversed(request.messages) if m.role == "user"), None)
+        question = ""
+        if asked is not None:
+            # In a room the question reads "Alice: ..."; the name is who asks, not what about.
+            question = asked.content.removeprefix(f"{asked.speaker}: ") if asked.speaker else asked.content
         # Reading every snippet takes milliseconds of CPU: off the event loop, as other rooms are streaming.
         answer = await asyncio.to_thread(compose_answer, question, request.context)
         for index, piece in enumerate(_PIECE.findall(answer)):

@@ -135,3 +135,12 @@ async def test_streams_the_composed_answer_then_usage() -> None:
 
 def _markers(answer: str) -> list[int]:
     return [int(n) for n in re.findall(r"\[(\d+)\]", answer)]
+
+
+async def test_in_a_room_the_speakers_name_is_not_part_of_the_question() -> None:
+    # Rooms send "Bob: warranty?"; read as a question term, "Bob" (in no file) would halve a one-word question.
+    said = Message(role="user", content="Bob: warranty?", speaker="Bob")
+    request = ProviderRequest(model="offline", messages=(said,), context=SNIPPETS)
+    text = "".join([item.text async for item in OfflineProvider().stream(request) if isinstance(item, Delta)])
+    assert "two-year limited warranty" in text
+    assert compose_answer("Bob: warranty?", SNIPPETS) == NO_ANSWER  # what the name alone would have done

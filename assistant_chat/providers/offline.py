@@ -62,13 +62,18 @@ _RELATED: dict[str, tuple[str, ...]] = {
 _RELATED_WEIGHT = 0.7
 
 # What kind of thing a question asks for, and what a sentence holding one looks like.
-_NUMBER = r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|third|quarter)\b"
+_NUMBER = (
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
+    r"|thousand|million|billion|dozen|half|third|quarter)\b"
+)
+_DATE = (
+    r"\b(?:1\d{3}|20\d{2})s?\b|\bcentur(?:y|ies)\b|\b(?:BC|AD)\b"
+    r"|\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         r"when|what year|which year|what date",
-        re.compile(
-            r"\b(?:1\d{3}|20\d{2})s?\b|\bcentur(?:y|ies)\b|\b(?:BC|AD)\b|\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
-        ),
+        re.compile(_DATE),
     ),
     (
         r"how (?:many|much|long|far|old|big|tall|high|deep|often|large|fast)|what (?:percentage|share|fraction)",

@@ -47,29 +47,29 @@ def _match(words: list[str]) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
-def matching_ids_sql(query: str) -> tuple[str, list[str]] | None:
-    """SQL selecting the ids of every message matching `query`, with its parameters; None for an empty query."""
+def matching_messages_sql(query: str) -> tuple[str, list[str]] | None:
+    """`FROM ... WHERE ...` of the messages matching `query`, as `assistant_chat_message` (aliased `m` on SQLite,
+    where the match comes from the FTS table), for selecting columns of them in one pass."""
     words = terms(query)
     if not words:
         return None
     if connection.vendor == "postgresql":
-        return (
-            "SELECT id FROM assistant_chat_message WHERE search_vector @@ plainto_tsquery('english', %s)",
-            [_match(words)],
-        )
+        # The indexed column is on the message row itself: no second look-up of each match by id.
+        return "FROM assistant_chat_message WHERE search_vector @@ plainto_tsquery('english', %s)", [_match(words)]
     return (
-        "SELECT rowid FROM assistant_chat_message_fts WHERE assistant_chat_message_fts MATCH %s",
+        "FROM assistant_chat_message m WHERE m.id IN "
+        "(SELECT rowid FROM assistant_chat_message_fts WHERE assistant_chat_message_fts MATCH %s)",
         [_match(words)],
     )
 
 
 def conversations_matching(query: str) -> Q:
     """A filter for conversations holding at least one message that matches `query` (all of them if empty)."""
-    found = matching_ids_sql(query)
+    found = matching_messages_sql(query)
     if found is None:
         return Q()
     sql, params = found
-    return Q(pk__in=RawSQL(f"SELECT conversation_id FROM assistant_chat_message WHERE id IN ({sql})", params))
+    return Q(pk__in=RawSQL(f"SELECT conversation_id {sql}", params))
 
 
 # Past this many conversations a search filters through a subquery instead of a list of ids (a long IN list costs
@@ -89,14 +89,13 @@ def first_matches(query: str) -> dict[int, int] | None:
     """For every conversation holding a message that matches `query`, its first such message: {conversation id:
     message id}, read in one pass over the matches (so that the admin's count, page and snippets do not each walk
     every match again); None when more than MAX_LISTED_CONVERSATIONS conversations match, or for an empty query."""
-    found = matching_ids_sql(query)
+    found = matching_messages_sql(query)
     if found is None:
         return None
     sql, params = found
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT conversation_id, min(id) FROM assistant_chat_message WHERE id IN ({sql}) "
-            "GROUP BY conversation_id LIMIT %s",
+            f"SELECT conversation_id, min(id) {sql} GROUP BY conversation_id LIMIT %s",
             [*params, MAX_LISTED_CONVERSATIONS + 1],
         )
         rows = cursor.fetchall()

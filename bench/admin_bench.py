@@ -322,7 +322,9 @@ def seed(maker: TextMaker, total_messages: int) -> dict:
                 [(first_at, last_at, pk) for pk, (first_at, last_at) in times.items()],
             )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # On PostgreSQL the seeding's updates leave a dead version of most rows, which autovacuum clears within a
+        # minute or so in a live deployment; measuring before that would time the bulk load, not the history.
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     return {"seconds": time.perf_counter() - started}
 
 
@@ -338,9 +340,9 @@ def describe(maker: TextMaker) -> dict:
     from assistant_chat.models import Conversation, Message, Room
 
     def hits(word: str) -> int:
-        sql, params = history_search.matching_ids_sql(word) or ("SELECT 1 WHERE 0", [])
+        sql, params = history_search.matching_messages_sql(word) or ("FROM assistant_chat_message WHERE 1 = 0", [])
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM ({sql}) t", params)
+            cursor.execute(f"SELECT count(*) {sql}", params)
             return cursor.fetchone()[0]
 
     conversations = Conversation.objects.count()

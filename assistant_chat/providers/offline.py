@@ -60,6 +60,7 @@ _RELATED: dict[str, tuple[str, ...]] = {
     "heavy": ("weight",),
 }
 _RELATED_WEIGHT = 0.7
+_CONTEXT_WEIGHT = 0.4  # a term of the question before, in a conversation
 
 # What kind of thing a question asks for, and what a sentence holding one looks like.
 _NUMBER = (
@@ -100,11 +101,18 @@ def _cue(question: str) -> tuple[re.Pattern[str] | None, str]:
 
 class _Question:
     """A question's terms, with the related words that may stand for them, the names it is about, and what kind
-    of answer it wants."""
+    of answer it wants; the question before it, in a conversation, lends its terms as context ("How do I reset
+    the router?" "How long does it take?")."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, before: str = "") -> None:
         self.cue, rest = _cue(text)
-        self.terms = list(dict.fromkeys(reading.terms(rest)))
+        own = reading.terms(rest)
+        earlier = reading.terms(_cue(before)[1]) if before else []
+        if not own:  # nothing but question words and "it": the question is still about what was asked before
+            own, earlier = earlier, []
+        self.terms = list(dict.fromkeys(own))
+        self.context = [term for term in dict.fromkeys(earlier) if term not in self.terms]
+        self._weights = {term: 1.0 for term in self.terms} | {term: _CONTEXT_WEIGHT for term in self.context}
         words = re.findall(r"[^\W_]+", text)[1:]  # capitalised words after the first: names it is about
         self.names = {reading.stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in reading.STOP}
         self._memo: dict[str, dict[str, float]] = {}
@@ -120,11 +128,11 @@ class _Question:
     def _word(self, word: str) -> dict[str, float]:
         if word not in self._memo:
             hits: dict[str, float] = {}
-            for term in self.terms:
+            for term, weight in self._weights.items():
                 if reading.same_family(term, word):
-                    hits[term] = 1.0
+                    hits[term] = weight
                 elif any(reading.same_family(related, word) for related in _RELATED.get(term, ())):
-                    hits[term] = _RELATED_WEIGHT
+                    hits[term] = weight * _RELATED_WEIGHT
             self._memo[word] = hits
         return self._memo[word]
 
@@ -143,14 +151,14 @@ class _Read:
                 self.answers[term] = max(self.answers.get(term, 0.0), weight)
 
 
-def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
+def compose_answer(question: str, snippets: tuple[ContextSnippet, ...], before: str = "") -> str:
     """The answer text with `[n]` markers, or NO_ANSWER.
 
     Reads the snippets as passages, takes the passage that answers most of the question (terms weighted by how
     rare they are among the passages, headings included, and a hint for the kind of answer asked for: a year, a
     number, a name, a place, a reason), and quotes its best sentences; a second passage only when it answers a
     good part of the question the first does not."""
-    asked = _Question(question)
+    asked = _Question(question, before)
     if not asked.terms or not snippets:
         return NO_ANSWER
     read: list[_Read] = []
@@ -158,15 +166,16 @@ def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
         json_like = snippet.file_name.lower().endswith(".json")
         for passage in reading.passages(snippet.text, json_like=json_like):
             read.append(_Read(len(read), snippet_index, snippet.number, passage, asked))
-    everything = {term for one in read for term in one.answers}
+    main = set(asked.terms)
+    everything = {term for one in read for term in one.answers if term in main}
     # Answer only when the snippets cover what was asked: most of the question's terms, and every name in it
     # ("the capital of Peru" must not be answered with "the capital of printing", nor "the refund policy" with
     # the leave policy).
     if len(everything) * 2 <= len(asked.terms) or not asked.names <= everything:
         return NO_ANSWER
-    frequency = {term: sum(term in one.answers for one in read) for term in asked.terms}
-    rarity = {term: math.log(1 + len(read) / frequency[term]) for term in asked.terms if frequency[term]}
-    cue_bonus = 0.5 * sum(rarity.values()) / max(len(rarity), 1)
+    frequency = {term: sum(term in one.answers for one in read) for term in asked.terms + asked.context}
+    rarity = {term: math.log(1 + len(read) / count) for term, count in frequency.items() if count}
+    cue_bonus = 0.5 * sum(rarity.get(term, 0.0) for term in main) / max(len(everything), 1)
 
     def weight(found: dict[str, float]) -> float:
         return sum(rarity[term] * w for term, w in found.items())
@@ -179,10 +188,10 @@ def compose_answer(question: str, snippets: tuple[ContextSnippet, ...]) -> str:
 
     ranked = sorted(read, key=lambda one: (-passage_score(one), one.order))
     best = ranked[0]
-    if len(best.answers) * 2 < len(asked.terms):
+    if len(main.intersection(best.answers)) * 2 < len(asked.terms):
         return NO_ANSWER
     chosen = [best]
-    total = weight(dict.fromkeys(rarity, 1.0))
+    total = weight({term: 1.0 for term in rarity if term in main})
     for other in ranked[1:3]:
         new = {t: w for t, w in other.answers.items() if t not in best.answers}
         if passage_score(other) >= 0.7 * passage_score(best) and weight(new) >= 0.25 * total:
@@ -251,13 +260,15 @@ class OfflineProvider:
         self.pause = 1.0 / words_per_second if words_per_second > 0 else 0.0
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[StreamItem, None]:
-        asked = next((m for m in reversed(request.messages) if m.role == "user"), None)
-        question = ""
-        if asked is not None:
-            # In a room the question reads "Alice: ..."; the name is who asks, not what about.
-            question = asked.content.removeprefix(f"{asked.speaker}: ") if asked.speaker else asked.content
+        # In a room a question reads "Alice: ..."; the name is who asks, not what about.
+        asked = [
+            m.content.removeprefix(f"{m.speaker}: ") if m.speaker else m.content
+            for m in request.messages
+            if m.role == "user"
+        ]
+        question, before = (asked[-1] if asked else ""), (asked[-2] if len(asked) > 1 else "")
         # Reading every snippet takes milliseconds of CPU: off the event loop, as other rooms are streaming.
-        answer = await asyncio.to_thread(compose_answer, question, request.context)
+        answer = await asyncio.to_thread(compose_answer, question, request.context, before)
         for index, piece in enumerate(_PIECE.findall(answer)):
             if index and self.pause:
                 await asyncio.sleep(self.pause)

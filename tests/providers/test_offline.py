@@ -144,3 +144,27 @@ async def test_in_a_room_the_speakers_name_is_not_part_of_the_question() -> None
     text = "".join([item.text async for item in OfflineProvider().stream(request) if isinstance(item, Delta)])
     assert "two-year limited warranty" in text
     assert compose_answer("Bob: warranty?", SNIPPETS) == NO_ANSWER  # what the name alone would have done
+
+
+@pytest.mark.parametrize(
+    ("before", "question", "quoted"),
+    [
+        ("How do I reset the router?", "How long does it take?", "ten seconds"),
+        ("How long is parental leave?", "And for the secondary carer?", "4 weeks for the secondary carer"),
+        ("Tell me about parental leave.", "How long is it?", "16 weeks at full pay"),
+    ],
+)
+def test_a_follow_up_question_is_read_with_the_one_before(before: str, question: str, quoted: str) -> None:
+    assert quoted in compose_answer(question, SNIPPETS, before=before)
+
+
+async def test_the_provider_passes_the_question_before_to_the_model() -> None:
+    conversation = (
+        Message(role="user", content="Alice: How do I reset the router?", speaker="Alice"),
+        Message(role="assistant", content="Hold the reset button on the back for ten seconds. [1]"),
+        Message(role="user", content="Bob: How long does it take?", speaker="Bob"),
+    )
+    request = ProviderRequest(model="offline", messages=conversation, context=SNIPPETS)
+    text = "".join([item.text async for item in OfflineProvider().stream(request) if isinstance(item, Delta)])
+    assert "ten seconds" in text
+    assert compose_answer("How long does it take?", SNIPPETS) == NO_ANSWER  # alone, it asks about nothing

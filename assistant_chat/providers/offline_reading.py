@@ -118,8 +118,21 @@ def _sentence(text: str) -> Sentence:
     return Sentence(text=text, terms=frozenset(terms(text)))
 
 
+# A full stop after these (or after an initial, "J. Smith") does not end the sentence.
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Mt|Fig|Figs|Vol|Ch|Sec|approx|ca|cf|vs|Inc|Ltd|Corp)"
+    r"|\be\.g|\bi\.e|\b[A-Z])\.$"
+)
+
+
 def _split(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(_clean(text)) if len(s.strip()) > 2]
+    sentences: list[str] = []
+    for piece in _SENTENCE.split(_clean(text)):
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece  # "Dr." "Smith wrote..." is one sentence
+        else:
+            sentences.append(piece)
+    return [s.strip() for s in sentences if len(s.strip()) > 2]
 
 
 def is_title(line: str) -> bool:

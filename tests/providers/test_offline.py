@@ -168,3 +168,15 @@ async def test_the_provider_passes_the_question_before_to_the_model() -> None:
     text = "".join([item.text async for item in OfflineProvider().stream(request) if isinstance(item, Delta)])
     assert "ten seconds" in text
     assert compose_answer("How long does it take?", SNIPPETS) == NO_ANSWER  # alone, it asks about nothing
+
+
+def test_an_abbreviation_or_an_initial_does_not_end_the_sentence() -> None:
+    notes = ContextSnippet(
+        number=1,
+        text="The survey was led by Dr. Jane Smith and J. R. Okafor in 2019. It covered 40 reefs.",
+        file_name="survey.txt",
+        pages=(),
+    )
+    assert compose_answer("Who led the survey?", (notes,)) == (
+        "The survey was led by Dr. Jane Smith and J. R. Okafor in 2019. [1]"
+    )

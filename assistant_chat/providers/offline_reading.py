@@ -159,6 +159,12 @@ def _prose_passages(text: str) -> list[Passage]:
     for block in re.split(r"\n[ \t]*\n", text):
         lines = [re.sub(r"[ \t]+", " ", line).strip() for line in block.split("\n")]
         lines = [line for line in lines if line]
+        if len(lines) >= 2 and all(" | " in line or line.startswith("|") for line in lines):
+            header, rows = _table(lines)
+            # The header names every row's columns: the table's heading, as a title heads a section.
+            found.append(Passage(heading=f"{heading} › {' '.join(header)}".strip(" ›"), sentences=rows))
+            lead_open = False
+            continue
         prose: list[str] = []  # lines of the paragraph being read
         items: list[str] = []  # list items, each possibly wrapped over lines
         alone = len(lines) == 1 and _is_short_heading(lines[0])
@@ -199,6 +205,19 @@ def _close(found: list[Passage], heading: str, prose: list[str], items: list[str
         for sentence in _split(cleaned):
             passage.sentences.append(Sentence(text=sentence, terms=frozenset(terms(sentence)), lead=lead))
     return bool(passage.sentences) and passage.sentences[-1].text.endswith(":") and not items
+
+
+def _table(lines: list[str]) -> tuple[list[str], list[Sentence]]:
+    """A table (Markdown's, or a Word table as the parser writes it, "a | b"), its first row the header: each row
+    quoted with its headers ("Class: Economy; Flights: under six hours") and matched by its own cells."""
+    rows = [[_clean(cell) for cell in line.strip().strip("|").split("|")] for line in lines]
+    rows = [row for row in rows if not all(re.fullmatch(r":?-{2,}:?|", cell) for cell in row)]  # |---|---|
+    header, body = rows[0], rows[1:]
+    sentences: list[Sentence] = []
+    for row in body:
+        pairs = [f"{name}: {cell}" if name else cell for name, cell in zip(header, row, strict=False) if cell]
+        sentences.append(Sentence(text="; ".join(pairs), terms=frozenset(terms(" ".join(row)))))
+    return header, sentences
 
 
 def _json_passages(text: str) -> list[Passage]:

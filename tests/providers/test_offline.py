@@ -180,3 +180,18 @@ def test_an_abbreviation_or_an_initial_does_not_end_the_sentence() -> None:
     assert compose_answer("Who led the survey?", (notes,)) == (
         "The survey was led by Dr. Jane Smith and J. R. Okafor in 2019. [1]"
     )
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "| Class | Flights | Approval |\n| --- | --- | --- |\n| Economy | under six hours | none |\n"
+        "| Business | over six hours | director |",
+        "Class | Flights | Approval\nEconomy | under six hours | none\nBusiness | over six hours | director",  # .docx
+    ],
+)
+def test_a_table_row_is_quoted_with_its_headers(table: str) -> None:
+    fares = ContextSnippet(number=1, text=f"# Fares\n\n{table}\n", file_name="fares.md", pages=())
+    assert compose_answer("Who must approve business class?", (fares,)) == (
+        "Class: Business; Flights: over six hours; Approval: director [1]"
+    )

@@ -333,11 +333,11 @@ def _highlight(snippet_text: str, sentence: str) -> str:
 
 
 async def stream_turn(
-    prepared: PreparedTurn, *, on_request_sent: Callable[[], None] | None = None
+    prepared: PreparedTurn, *, on_accepted: Callable[[], None] | None = None
 ) -> AsyncIterator[TurnEvent]:
     """Text deltas and citations as they arrive, then one `TurnResult`. Provider errors propagate as
-    `providers.base.ProviderError`; closing this generator closes the upstream stream. `on_request_sent` is called
-    once the upstream request is written out (not for the offline model, which sends none)."""
+    `providers.base.ProviderError`; closing this generator closes the upstream stream. `on_accepted` is called
+    once the upstream has accepted the request (not for the offline model, which sends none)."""
     started = time.perf_counter()
     first_token: float | None = None
     parser = MarkerParser()
@@ -348,8 +348,8 @@ async def stream_turn(
     length = 0
     finish = provider_base.Finish()
     request = prepared.request
-    if on_request_sent is not None:
-        request = replace(request, on_sent=on_request_sent)
+    if on_accepted is not None:
+        request = replace(request, on_accepted=on_accepted)
     stream = prepared.provider.stream(request)
     try:
         async for item in stream:

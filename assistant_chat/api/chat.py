@@ -170,34 +170,43 @@ def _citation_json(citation: turns.Citation, request: HttpRequest) -> dict[str, 
 
 
 class _Turn:
-    """A turn running in a task of its own, its events read through a queue. Made inside the response's generator
-    before its first chunk is sent; `started` lets that chunk wait until the upstream request is on the wire, so
-    the response's first write overlaps the model's latency instead of delaying the request. The generator's
-    `finally` calls `cancel`, so a client that leaves stops the model (closing the upstream)."""
+    """A turn running in a task of its own, its events read through a queue. A streaming response is started only
+    once `accepted` says the upstream took the request, so that a refusal before any answer (a bad key upstream,
+    429, 5xx after the retries) is an HTTP error with its status, not a 200 whose stream fails. The response's
+    generator calls `cancel` in its `finally`, so a client that leaves stops the model (closing the upstream)."""
 
     _done = object()
 
     def __init__(self, prepared: turns.PreparedTurn) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._started = asyncio.Event()
+        self._accepted = asyncio.Event()
+        self._refused: provider_base.ProviderError | None = None
         self._task = asyncio.create_task(self._pump(prepared))
 
     async def _pump(self, prepared: turns.PreparedTurn) -> None:
+        said = False
         try:
-            async for event in turns.stream_turn(prepared, on_request_sent=self._started.set):
+            async for event in turns.stream_turn(prepared, on_accepted=self._accepted.set):
+                said = True
                 self._queue.put_nowait(event)
-                self._started.set()
+                self._accepted.set()
         except BaseException as exc:  # handed to the consumer, who decides what the client sees
+            if not said and isinstance(exc, provider_base.ProviderError):
+                self._refused = exc
             self._queue.put_nowait(exc)
         finally:
             self._queue.put_nowait(self._done)
-            self._started.set()
+            self._accepted.set()
 
-    async def started(self, within: float) -> None:
-        """Return once the upstream request is sent or the turn has something to say, or after `within` seconds."""
+    async def accepted(self, within: float) -> None:
+        """Return once the upstream has accepted the request or the turn has something to say, or after `within`
+        seconds (a stream then starts and says what follows in-band); raise the provider's error if the turn
+        failed before saying anything."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                await self._started.wait()
+                await self._accepted.wait()
+        if self._refused is not None:
+            raise self._refused
 
     async def events(self, heartbeat: float | None) -> AsyncIterator[turns.TurnEvent | None]:
         """The turn's events; None is a heartbeat tick (every `heartbeat` seconds of silence)."""
@@ -213,13 +222,32 @@ class _Turn:
                 raise item
             yield item
 
+    def on_this_loop(self, prepared: turns.PreparedTurn) -> _Turn:
+        """This turn; or, when the response is read on another event loop than the view ran on (Django's WSGI
+        handler and its test client read async streams that way; Daphne does not), a new turn on this loop: the
+        first one was cancelled with its loop."""
+        return self if self._task.get_loop() is asyncio.get_running_loop() else _Turn(prepared)
+
     def cancel(self) -> None:
         if not self._task.done():
             self._task.cancel()  # the client left: stop the model (closing the upstream) instead of letting it run
 
 
-# How long the first chunk of a stream waits for the upstream request to go out (a connect can take seconds).
-FIRST_CHUNK_WAIT_SECONDS = 0.25
+# How long a stream waits for the upstream to accept the request (connecting and retrying can take seconds) before
+# it starts anyway; a failure after that is reported in the stream.
+ACCEPT_WAIT_SECONDS = 15.0
+
+
+async def _accepted_turn(prepared: turns.PreparedTurn) -> _Turn:
+    """A running turn whose upstream has accepted the request; a refusal before any answer raises its
+    `ProviderError`, which `respond` turns into an HTTP error."""
+    turn = _Turn(prepared)
+    try:
+        await turn.accepted(ACCEPT_WAIT_SECONDS)
+    except BaseException:
+        turn.cancel()
+        raise
+    return turn
 
 
 async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool) -> HttpResponseBase:
@@ -238,15 +266,16 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
             }
         )
 
+    turn = await _accepted_turn(prepared)
+
     async def events() -> AsyncIterator[str]:
         base = {"id": prepared.id, "model": model}
-        turn = _Turn(prepared)
+        live = turn.on_this_loop(prepared)
         try:
-            await turn.started(FIRST_CHUNK_WAIT_SECONDS)
             yield _sse(
                 {"type": "message_start", **base, "role": "assistant", "context_snippet_count": len(prepared.snippets)}
             )
-            async for event in turn.events(settings.CHAT_HEARTBEAT_SECONDS):
+            async for event in live.events(settings.CHAT_HEARTBEAT_SECONDS):
                 if event is None:
                     yield "\n"  # heartbeat: a bare blank line is safe for every client
                 elif isinstance(event, turns.TextDelta):
@@ -266,7 +295,7 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
             # Mid-stream failure: say so in-band and end without message_end, so clients see it did not finish.
             yield _sse({"type": "error", **base, "error": {"code": "UNAVAILABLE", "message": exc.message}})
         finally:
-            turn.cancel()
+            live.cancel()
 
     return _stream_response(events())
 
@@ -305,12 +334,13 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
             }
         )
 
+    turn = await _accepted_turn(prepared)
+
     async def events() -> AsyncIterator[str]:
-        turn = _Turn(prepared)
+        live = turn.on_this_loop(prepared)
         try:
-            await turn.started(FIRST_CHUNK_WAIT_SECONDS)
             yield chunk({"role": "assistant", "content": ""})
-            async for event in turn.events(None):
+            async for event in live.events(None):
                 if isinstance(event, turns.TextDelta):
                     yield chunk({"content": event.text})
                 elif isinstance(event, turns.CitationFound):
@@ -320,7 +350,7 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
         except provider_base.ProviderError as exc:
             yield _sse({"error": {"code": "UNAVAILABLE", "message": exc.message}})
         finally:
-            turn.cancel()
+            live.cancel()
 
     return _stream_response(events())
 

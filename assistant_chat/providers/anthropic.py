@@ -120,7 +120,11 @@ class AnthropicProvider:
         stopped = False
         async with (
             open_stream(
-                self._http, f"{self.base_url}/v1/messages", body=body, headers=self._headers(), on_sent=request.on_sent
+                self._http,
+                f"{self.base_url}/v1/messages",
+                body=body,
+                headers=self._headers(),
+                on_accepted=request.on_accepted,
             ) as response,
             aclosing(aiter_events(response)) as events,
             body_tail() as tail,

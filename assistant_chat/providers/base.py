@@ -50,9 +50,10 @@ class ProviderRequest:
     temperature: float | None = None  # None: do not send (reasoning models, or caller's choice)
     max_tokens: int | None = None
     context: tuple[ContextSnippet, ...] = ()  # also rendered into the system message; the offline model reads it
-    # Called once the HTTP request is written out (before any answer): lets a caller do its own work while the
-    # model thinks. Providers that send no request (the offline model) never call it.
-    on_sent: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    # Called once the upstream has accepted the request (a success status, before any of the answer): until then
+    # a caller can still turn a refusal (401, 429, 5xx after the retries) into an HTTP error of its own.
+    # Providers that send no request (the offline model) never call it.
+    on_accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,11 @@ class GeminiProvider:
         produced = called = False
         async with (
             open_stream(
-                self._http, self._url(request.model), body=body, headers=self._headers(), on_sent=request.on_sent
+                self._http,
+                self._url(request.model),
+                body=body,
+                headers=self._headers(),
+                on_accepted=request.on_accepted,
             ) as response,
             aclosing(aiter_events(response, decoder)) as events,
         ):

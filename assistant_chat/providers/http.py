@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -169,20 +169,22 @@ async def open_stream(
     *,
     body: dict[str, Any],
     headers: Mapping[str, str],
-    on_sent: Callable[[], None] | None = None,
+    on_accepted: Callable[[], None] | None = None,
 ) -> AsyncIterator[httpx.Response]:
     """POST `body` and yield the successful streaming response, its body unread.
 
     Raises a `ProviderError` for every failure: before the stream (after the allowed retries) with the mapped
     HTTP error, and while the body is read (transport errors, read timeouts, undecodable bytes). Leaving the
     block, also by `aclose()` of the generator using it, closes the response and the connection at once, which
-    tells the upstream to stop generating.
+    tells the upstream to stop generating. `on_accepted` is called once the upstream has accepted the request.
     """
-    response = await _send_with_retries(shared_upstream(), settings, url, body, headers, on_sent)
+    response = await _send_with_retries(shared_upstream(), settings, url, body, headers)
     try:
         if response.headers.get("content-type", "").startswith("application/json"):
             # A server (or proxy) that ignored `stream: true`, or a 200 that carries an error.
             raise _error_from_body(settings.provider, 200, await response.aread(), ProviderStreamError)
+        if on_accepted is not None:
+            on_accepted()
         yield response
     except httpx.TimeoutException as exc:
         raise ProviderTimeout(
@@ -237,12 +239,9 @@ async def _send_with_retries(
     url: str,
     body: dict[str, Any],
     headers: Mapping[str, str],
-    on_sent: Callable[[], None] | None,
 ) -> httpx.Response:
     name = settings.provider
     request = build_request(settings, url, body, headers)
-    if on_sent is not None:
-        request.extensions["trace"] = _sent_trace(on_sent)
     stale_retry = True
     attempt = 1
     while True:
@@ -285,15 +284,6 @@ async def _send_with_retries(
         logger.info("%s: %s; retry %d in %.1f s", name, error, attempt, delay)
         await asyncio.sleep(delay)
         attempt += 1
-
-
-def _sent_trace(on_sent: Callable[[], None]) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-    # httpcore's trace extension reports each step of a request; the body written is the one wanted.
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith(".send_request_body.complete"):
-            on_sent()
-
-    return trace
 
 
 def _delay(settings: HttpSettings, attempt: int, error: ProviderError) -> float | None:

@@ -120,7 +120,11 @@ class OpenAIProvider:
         done = False
         async with (
             open_stream(
-                self._http, self._url(), body=self._body(request), headers=self._headers(), on_sent=request.on_sent
+                self._http,
+                self._url(),
+                body=self._body(request),
+                headers=self._headers(),
+                on_accepted=request.on_accepted,
             ) as response,
             aclosing(aiter_events(response, decoder)) as events,
             body_tail() as tail,

@@ -215,16 +215,17 @@ async def test_answers_report_their_retrieval_time(key: str) -> None:
         assert float(timing.split("dur=")[1].split(";")[0]) > 0
 
 
-async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: str) -> None:
-    """The response's first write (headers, role chunk) is done while the model thinks, not before the upstream
-    request is sent: the upstream has the request before the client gets anything, and the client gets its first
-    chunk while the upstream is still holding its answer."""
-    request_received, release = asyncio.Event(), asyncio.Event()
+async def test_a_stream_starts_once_the_upstream_has_accepted_the_request(key: str) -> None:
+    """Nothing is sent until the upstream answers with a success status (so a refusal can still be an HTTP
+    error); then the stream starts at once, while the upstream still holds its first token."""
+    request_received, accept, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def answer(writer: asyncio.StreamWriter) -> None:
         request_received.set()
-        await release.wait()
+        await accept.wait()
         writer.write(SSE_HEAD)
+        await writer.drain()
+        await release.wait()
         writer.write(sse_chunk({"choices": [{"index": 0, "delta": {"content": "late"}, "finish_reason": "stop"}]}))
         writer.write(sse_chunk("[DONE]") + b"0\r\n\r\n")
         await writer.drain()
@@ -235,9 +236,13 @@ async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: s
         scope = http_scope("POST", path, ((b"api-key", key.encode()),))
         communicator = ApplicationCommunicator(chat_fast_path(get_asgi_application()), scope)
         await communicator.send_input({"type": "http.request", "body": body})
+        await asyncio.wait_for(request_received.wait(), 10)
+        await asyncio.sleep(0.1)
+        assert communicator.output_queue.empty()  # the upstream has not accepted yet: no status is committed
+        accept.set()
         assert (await communicator.receive_output(10))["status"] == 200
         first = await communicator.receive_output(10)
-        assert request_received.is_set() and not release.is_set()
+        assert not release.is_set()
         assert json.loads(first["body"][5:])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
         release.set()
         rest = b""
@@ -248,3 +253,34 @@ async def test_the_first_chunk_goes_out_once_the_upstream_has_the_request(key: s
                 break
         assert b"late" in rest
         await communicator.wait(5)
+
+
+@pytest.mark.parametrize("path", ["/assistant/chat/books", "/assistant/chat/books/chat/completions"])
+@pytest.mark.parametrize(
+    ("upstream_status", "extra_headers", "status", "code"),
+    [
+        (429, b"retry-after: 600\r\n", 429, "TOO_MANY_REQUESTS"),  # longer than the server will wait to retry
+        (401, b"", 400, "FAILED_PRECONDITION"),
+        (400, b"", 400, "INVALID_ARGUMENT"),
+    ],
+)
+async def test_an_upstream_refusal_before_any_answer_is_an_http_error_for_a_stream_too(
+    key: str, path: str, upstream_status: int, extra_headers: bytes, status: int, code: str
+) -> None:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        error = json.dumps({"error": {"message": "upstream says no", "type": "x"}}).encode()
+        writer.write(
+            b"HTTP/1.1 %d No\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (upstream_status, len(error), extra_headers, error)
+        )
+        await writer.drain()
+
+    body = json.dumps({**QUESTION, "model": "refusing", "stream": True}).encode()
+    async with upstream_model("refusing", answer):
+        got, headers, content = await call("POST", path, body, ((b"api-key", key.encode()),))
+    assert got == status
+    assert headers[b"content-type"].startswith(b"application/json")
+    error = json.loads(content)["error"]
+    assert error["code"] == code and "upstream says no" in error["message"]
+    if status == 429:
+        assert headers[b"retry-after"] == b"600"

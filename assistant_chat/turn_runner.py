@@ -158,7 +158,7 @@ class TurnRunner:
         prepared: turns.PreparedTurn | None,
     ) -> None:
         elapsed = (time.perf_counter() - stream.started) * 1000
-        usage = result.usage if result else provider_base.Usage(completion_tokens=stream.token_count())
+        usage = result.usage if result else _usage_so_far(stream, prepared)
         saved = await database_sync_to_async(_save)(
             message_id=turn.message_id,
             status=status,
@@ -194,7 +194,7 @@ class _Stream:
         self.coalescer = Coalescer(settings.CHAT_COALESCE_MS / 1000)
         self.seq = 0
         self.rendered_upto = 0
-        self.citations: list[turns.Citation] = []
+        self.citations: list[tuple[int, turns.Citation]] = []  # (position in the saved text, citation)
         self.files: dict[int, str] = {}  # inline number -> file id
         self.timer: asyncio.TimerHandle | None = None
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -224,7 +224,9 @@ class _Stream:
             self.timer = asyncio.get_running_loop().call_later(max(0.0, due - time.monotonic()), self.flush)
 
     def add_citation(self, citation: turns.Citation) -> None:
-        self.citations.append(citation)
+        # The saved text keeps its inline markers, so the citation is placed where its marker starts in it (the
+        # turn engine's position counts the text without markers, as the API's answers are given).
+        self.citations.append((len(self.text), citation))
         for reference in citation.references:
             self.files.setdefault(reference.number, reference.file.file_id)
         self.add(citation.inline())
@@ -298,7 +300,7 @@ class _Stream:
     def citations_json(self) -> list[dict[str, Any]]:
         return [
             {
-                "position": citation.position,
+                "position": position,
                 "references": [
                     {
                         "number": reference.number,
@@ -309,8 +311,16 @@ class _Stream:
                     for reference in citation.references
                 ],
             }
-            for citation in self.citations
+            for position, citation in self.citations
         ]
+
+
+def _usage_so_far(stream: _Stream, prepared: turns.PreparedTurn | None) -> provider_base.Usage:
+    """A stopped or failed turn's usage: what was streamed, and the prompt once the model has answered anything
+    (it was read, and is billed, whether or not the answer ends)."""
+    completion = stream.token_count()
+    prompt = turns.prompt_tokens(prepared) if prepared is not None and completion else 0
+    return provider_base.Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
 def _prepare(message_id: int) -> turns.PreparedTurn:

@@ -372,8 +372,7 @@ async def stream_turn(
     if prepared.json_response:
         text = inline_text = _as_json(text)
     usage = finish.usage or provider_base.Usage(
-        prompt_tokens=sum(count_tokens(m.content) for m in prepared.request.messages),
-        completion_tokens=count_tokens(text),
+        prompt_tokens=prompt_tokens(prepared), completion_tokens=count_tokens(text)
     )
     yield TurnResult(
         text=text,
@@ -385,6 +384,11 @@ async def stream_turn(
         first_token_seconds=first_token,
         total_seconds=time.perf_counter() - started,
     )
+
+
+def prompt_tokens(prepared: PreparedTurn) -> int:
+    """The prompt's size in tokens, estimated (for an upstream that reports no usage, or a turn that did not end)."""
+    return sum(count_tokens(m.content) for m in prepared.request.messages)
 
 
 def _apply(pieces, builder, text_parts, inline_parts, citations, length):  # type: ignore[no-untyped-def]

@@ -191,8 +191,24 @@ async def test_cancel_keeps_the_partial_text_and_closes_the_upstream(world):
         assert record.disconnected_early and not record.finished
         saved = await adb(Message.objects.get)(pk=final["id"])
         assert saved.status == "cancelled" and saved.content == final["content"]
+        # The prompt was read and billed: a stopped answer counts it, with what was streamed.
+        assert saved.prompt_tokens > 0 and 0 < saved.completion_tokens < len(tokens)
         await alice.close()
         await bob.close()
+
+
+async def test_saved_citations_point_at_their_markers_in_the_saved_text(world):
+    tokens = ["Otters use rocks ", "as tools [1]. ", "They crack ", "shellfish [1]", ". Bees dance [2]."]
+    async with room_upstream(world, openai_stream(tokens)):
+        (alice,) = await members(world, "alice")
+        await ask(alice, world["conversation"], "How do otters and bees get by?")
+        final = (await alice.until("assistant.done"))["message"]
+        saved = await adb(Message.objects.get)(pk=final["id"])
+        assert len(saved.citations) == 3
+        for citation in saved.citations:
+            number = citation["references"][0]["number"]
+            assert saved.content[citation["position"] :].startswith(f"[{number}")
+        await alice.close()
 
 
 async def test_a_provider_failure_keeps_the_question_and_the_partial_text(world):

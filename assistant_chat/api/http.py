@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -28,6 +30,12 @@ LEGACY_VERSION = "2025-10"
 
 def error_response(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}, "status": status}, status=status)
+
+
+@csrf_exempt
+def unknown_path(request: HttpRequest) -> JsonResponse:
+    """A path under /assistant/ that the API does not serve: a 404 in the envelope, not Django's HTML page."""
+    return error_response(404, "NOT_FOUND", f"{request.method} {request.path} is not part of this API")
 
 
 def api_version(request: HttpRequest) -> str:
@@ -52,11 +60,16 @@ def presented_key(request: HttpRequest) -> str | None:
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object body; a missing, malformed or non-object body is the caller's error."""
-    if not request.body:
+    """The request's JSON object body; a missing, malformed, oversized or non-object body is the caller's error."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise errors.PayloadTooLarge(f"The request body is larger than {limit / 1048576:.0f} MB") from None
+    if not raw:
         raise errors.InvalidArgument("The request body must be a JSON object")
     try:
-        body = json.loads(request.body)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidArgument(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -1,11 +1,12 @@
 """Routes of the Pinecone-compatible API, mounted at /assistant/ (no trailing slashes: the SDKs send none)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from .assistants import assistant_view, assistants_view
 from .chat import chat, chat_completions
 from .context import context_view
 from .files import download_file, file_view, files_view, operation_view, operations_view
+from .http import unknown_path
 
 urlpatterns = [
     path("assistants", assistants_view, name="api-assistants"),
@@ -18,4 +19,5 @@ urlpatterns = [
     path("chat/<str:name>/chat/completions", chat_completions, name="api-chat-completions"),
     path("chat/<str:name>/context", context_view, name="api-context"),
     path("download/<str:token>", download_file, name="api-file-download"),
+    re_path(r"^.*$", unknown_path),  # last: any other path under /assistant/ is answered in the API's envelope
 ]

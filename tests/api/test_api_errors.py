@@ -263,6 +263,22 @@ def test_context_validation(api: Callable[..., Any], assistant: Assistant, body:
     assert_error(api("post", "/assistant/chat/books/context", body=body), 400, "INVALID_ARGUMENT", text)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/assistant/evaluation/metrics/alignment"), ("get", "/assistant/assistant"), ("get", "/assistant/")],
+)
+def test_a_path_the_api_does_not_serve_is_404_in_the_envelope(api: Callable[..., Any], method: str, path: str) -> None:
+    assert_error(api(method, path), 404, "NOT_FOUND", "is not part of this API")
+
+
+def test_an_oversized_json_body_is_413_not_500(api: Callable[..., Any], assistant: Assistant, settings: Any) -> None:
+    # The SDKs retry a 5xx; a body too large to read is the caller's to fix.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    question = {"messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]}
+    for path in ("/assistant/chat/books", "/assistant/chat/books/chat/completions", "/assistant/chat/books/context"):
+        assert_error(api("post", path, body=question), 413, "INVALID_ARGUMENT", "larger than 1 MB")
+
+
 def test_wrong_method_is_405_in_the_envelope(api: Callable[..., Any], assistant: Assistant) -> None:
     response = api("put", "/assistant/assistants")
     assert response.status_code == 405

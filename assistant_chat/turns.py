@@ -214,7 +214,12 @@ def resolve_model(model: str | None) -> tuple[Registry, ModelSpec]:
 
 def prepare_turn(turn: TurnRequest) -> PreparedTurn:
     """Validate, retrieve and build the provider request. Raises `errors.ChatError` before anything streams."""
-    reg, spec = resolve_model(turn.model)
+    if turn.assistant.remote_name:
+        # The remote assistant runs the model: no local key is needed for it, nor any local model of that id.
+        reg = registry()
+        spec = reg.resolve_remote(turn.model)
+    else:
+        reg, spec = resolve_model(turn.model)
     temperature = check_temperature(spec, turn.temperature)
     if not turn.messages or not any(m.role == "user" for m in turn.messages):
         raise errors.InvalidArgument("messages must include at least one user message")

@@ -46,6 +46,7 @@ SEED_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(OFFLINE, "offline", OFFLINE_MODEL_ID, label="Built-in offline model (quotes your files, no key needed)"),
 )
 ALIASES = {OFFLINE_MODEL_ID: OFFLINE}
+REMOTE_DEFAULT = "gpt-4o"  # what Pinecone answers with when a chat names no model
 
 HttpProvider = OpenAIProvider | AnthropicProvider | GeminiProvider
 HTTP_PROVIDERS: dict[str, type[HttpProvider]] = {
@@ -130,6 +131,21 @@ class Registry:
         if reason:
             raise ModelUnavailable(reason)
         return spec
+
+    def resolve_remote(self, model_id: str | None) -> ModelSpec:
+        """The spec for a chat answered by a remote Pinecone assistant, which runs the model itself: no local key is
+        needed, and an id the remote does not serve is for it to refuse (its 400 comes back as ours). None is
+        Pinecone's default, gpt-4o. Temperature rules are those of the seed model of that id, where there is one."""
+        wanted = ALIASES.get(model_id or "", model_id) or REMOTE_DEFAULT
+        seed = next((spec for spec in SEED_MODELS if spec.id == wanted), None)
+        return ModelSpec(
+            wanted,
+            "pinecone",
+            wanted,  # Pinecone names its models by these ids, not by the vendors' own names
+            accepts_temperature=seed.accepts_temperature if seed else True,
+            temperature_max=seed.temperature_max if seed else 2.0,
+            label=f"{wanted} (through the remote Pinecone assistant)",
+        )
 
     def choices(self) -> list[str]:
         return list(self.models)

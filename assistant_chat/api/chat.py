@@ -82,20 +82,29 @@ async def chat_completions(request: HttpRequest, name: str) -> HttpResponseBase:
 
 def provider_error_response(exc: provider_base.ProviderError) -> JsonResponse:
     """An upstream failure before anything streamed. Client-side mistakes stay 4xx so SDKs do not retry them."""
+    status, code, message = _provider_error(exc)
+    response = error_response(status, code, message)
+    if isinstance(exc, provider_base.ProviderRateLimited) and exc.retry_after:
+        response["Retry-After"] = str(int(exc.retry_after + 0.999))
+    return response
+
+
+def _provider_error(exc: provider_base.ProviderError) -> tuple[int, str, str]:
     if isinstance(exc, provider_base.ProviderBadRequest):
-        return error_response(400, "INVALID_ARGUMENT", f"The model rejected the request: {exc.message}")
+        return 400, "INVALID_ARGUMENT", f"The model rejected the request: {exc.message}"
     if isinstance(exc, provider_base.ProviderAuthError | provider_base.ProviderNotConfigured):
-        return error_response(
-            400, "FAILED_PRECONDITION", f"The model provider refused this server's key: {exc.message}"
-        )
+        return 400, "FAILED_PRECONDITION", f"The model provider refused this server's key: {exc.message}"
     if isinstance(exc, provider_base.ProviderRateLimited):
-        response = error_response(429, "TOO_MANY_REQUESTS", f"The model provider is rate limiting: {exc.message}")
-        if exc.retry_after:
-            response["Retry-After"] = str(int(exc.retry_after + 0.999))
-        return response
+        return 429, "TOO_MANY_REQUESTS", f"The model provider is rate limiting: {exc.message}"
     if isinstance(exc, provider_base.ProviderTimeout):
-        return error_response(504, "DEADLINE_EXCEEDED", f"The model did not answer in time: {exc.message}")
-    return error_response(502, "UNAVAILABLE", f"The model provider failed: {exc.message}")
+        return 504, "DEADLINE_EXCEEDED", f"The model did not answer in time: {exc.message}"
+    return 502, "UNAVAILABLE", f"The model provider failed: {exc.message}"
+
+
+def _stream_error(exc: provider_base.ProviderError) -> dict[str, str]:
+    """A failure after the stream started, said in-band with the code its HTTP error would have had."""
+    _status, code, _message = _provider_error(exc)
+    return {"code": code, "message": exc.message}
 
 
 def _bool(body: dict, name: str) -> bool:
@@ -293,7 +302,7 @@ async def _chat(request: HttpRequest, prepared: turns.PreparedTurn, stream: bool
                     )
         except provider_base.ProviderError as exc:
             # Mid-stream failure: say so in-band and end without message_end, so clients see it did not finish.
-            yield _sse({"type": "error", **base, "error": {"code": "UNAVAILABLE", "message": exc.message}})
+            yield _sse({"type": "error", **base, "error": _stream_error(exc)})
         finally:
             live.cancel()
 
@@ -348,7 +357,7 @@ async def _chat_completions(prepared: turns.PreparedTurn, stream: bool) -> HttpR
                 elif isinstance(event, turns.TurnResult):
                     yield chunk({}, event.finish_reason, usage=_usage(event.usage))
         except provider_base.ProviderError as exc:
-            yield _sse({"error": {"code": "UNAVAILABLE", "message": exc.message}})
+            yield _sse({"error": _stream_error(exc)})
         finally:
             live.cancel()
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -284,3 +285,23 @@ async def test_an_upstream_refusal_before_any_answer_is_an_http_error_for_a_stre
     assert error["code"] == code and "upstream says no" in error["message"]
     if status == 429:
         assert headers[b"retry-after"] == b"600"
+
+
+@pytest.mark.parametrize("path", ["/assistant/chat/books", "/assistant/chat/books/chat/completions"])
+async def test_a_failure_after_the_stream_started_is_said_in_band_with_its_code(
+    key: str, path: str, settings: Any
+) -> None:
+    settings.PROVIDER_READ_TIMEOUT = 0.3
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(SSE_HEAD + sse_chunk({"choices": [{"index": 0, "delta": {"content": "Otters "}}]}))
+        await writer.drain()
+        await asyncio.sleep(5)  # then silence, past the read timeout
+
+    body = json.dumps({**QUESTION, "model": "stalling", "stream": True}).encode()
+    async with upstream_model("stalling", answer):
+        status, _headers, content = await call("POST", path, body, ((b"api-key", key.encode()),))
+    assert status == 200
+    events = [json.loads(line[5:]) for line in content.decode().splitlines() if line.startswith("data:")]
+    assert "Otters" in json.dumps(events[:-1])
+    assert events[-1]["error"]["code"] == "DEADLINE_EXCEEDED" and "no data for 0.3 s" in events[-1]["error"]["message"]

@@ -135,6 +135,9 @@ class RoomForm(forms.ModelForm):
         value = self.cleaned_data.get("model") or ""
         if not value or value == (self.initial.get("model") or ""):
             return value  # the default, or unchanged: a room keeps working as it did
+        assistant = self.cleaned_data.get("assistant")
+        if assistant is not None and assistant.remote_name:
+            return value  # a remote Pinecone assistant runs the model: no local key (or local model) is needed
         spec = self.registry.models.get(value)
         if spec is None:
             raise forms.ValidationError(f'Unknown model "{value}".')

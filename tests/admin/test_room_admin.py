@@ -72,6 +72,17 @@ def test_choosing_an_unavailable_model_is_refused_naming_the_variable(world, set
     assert "OPENAI_API_KEY" in response.context["adminform"].form.errors["model"][0]
 
 
+def test_a_room_on_a_remote_assistant_may_choose_a_model_the_remote_runs(world, settings) -> None:
+    settings.OPENAI_API_KEY = ""
+    world["lab"].assistant.remote_name = "books"
+    world["lab"].assistant.save()
+    _boss, client = superuser_client()
+    response = client.post(change_url(world["lab"]), room_form(world["lab"], model="gpt-4.1"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    world["lab"].refresh_from_db()
+    assert world["lab"].model == "gpt-4.1"
+
+
 @pytest.mark.parametrize(
     ("temperature", "problem"), [("2.5", "less than or equal to 2"), ("-1", "greater than or equal to 0")]
 )

@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from .assistants import assistant_view, assistants_view
 from .chat import chat, chat_completions
 from .context import context_view
+from .evaluation import alignment
 from .files import download_file, file_view, files_view, operation_view, operations_view
 from .http import unknown_path
 
@@ -19,5 +20,6 @@ urlpatterns = [
     path("chat/<str:name>/chat/completions", chat_completions, name="api-chat-completions"),
     path("chat/<str:name>/context", context_view, name="api-context"),
     path("download/<str:token>", download_file, name="api-file-download"),
+    path("evaluation/metrics/alignment", alignment, name="api-evaluation-alignment"),
     re_path(r"^.*$", unknown_path),  # last: any other path under /assistant/ is answered in the API's envelope
 ]

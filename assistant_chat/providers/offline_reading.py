@@ -125,6 +125,11 @@ _ABBREVIATION = re.compile(
 )
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a plain text, as the offline model quotes them."""
+    return _split(text)
+
+
 def _split(text: str) -> list[str]:
     sentences: list[str] = []
     for piece in _SENTENCE.split(_clean(text)):

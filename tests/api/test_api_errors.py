@@ -265,7 +265,7 @@ def test_context_validation(api: Callable[..., Any], assistant: Assistant, body:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("post", "/assistant/evaluation/metrics/alignment"), ("get", "/assistant/assistant"), ("get", "/assistant/")],
+    [("post", "/assistant/evaluation/metrics/other"), ("get", "/assistant/assistant"), ("get", "/assistant/")],
 )
 def test_a_path_the_api_does_not_serve_is_404_in_the_envelope(api: Callable[..., Any], method: str, path: str) -> None:
     assert_error(api(method, path), 404, "NOT_FOUND", "is not part of this API")

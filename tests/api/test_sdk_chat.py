@@ -148,3 +148,19 @@ def test_errors_arrive_as_sdk_exceptions(live_sqlite: LiveServer, birds: str) ->
         assistant.chat(messages=[{"role": "User", "content": "hi"}], model="offline")
     with pytest.raises(NotFoundError):
         pc.assistant.describe_assistant(assistant_name="missing-assistant")
+
+
+def test_pinecone_evaluate_alignment(live_sqlite: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK sends evaluations to PINECONE_PLUGIN_ASSISTANT_DATA_HOST, not to the assistants' host.
+    monkeypatch.setenv("PINECONE_PLUGIN_ASSISTANT_DATA_HOST", live_sqlite.url)
+    pc = Pinecone(api_key=live_sqlite.api_key, host=live_sqlite.url)
+    result = pc.assistants.evaluate_alignment(
+        question="What is the capital of Spain?", answer="Barcelona.", ground_truth_answer="Madrid."
+    )
+    assert result.scores.alignment == 0.0
+    assert [fact.entailment for fact in result.facts] == ["contradicted"]
+    right = pc.assistants.evaluate_alignment(
+        question="What is the capital of Spain?", answer="Madrid is.", ground_truth_answer="Madrid."
+    )
+    assert (right.scores.correctness, right.scores.completeness, right.scores.alignment) == (1.0, 1.0, 1.0)
+    assert right.usage.total_tokens > 0

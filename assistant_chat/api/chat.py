@@ -1,7 +1,8 @@
 """Data plane, chat: `POST /assistant/chat/<name>` (standard, structured citations) and
 `POST /assistant/chat/<name>/chat/completions` (OpenAI-compatible, inline citations), default or streaming.
 
-Everything is validated before a stream starts, so errors are ordinary 4xx JSON responses. Streams are
+Everything is validated before a stream starts, so errors are ordinary 4xx JSON responses, and a stream starts
+only once the model's provider has accepted the request, so that its refusal is an HTTP error too. Streams are
 `data:{json}` lines with no `[DONE]` (the Pinecone plugin crashes on it), ended by closing the connection;
 the standard stream sends blank-line heartbeats while the model is silent. The turn runs in a task owned by
 the response: if the client goes away, the task is cancelled and the upstream connection closed.

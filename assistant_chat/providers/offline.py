@@ -208,8 +208,12 @@ def _quote(chosen: list[_Read], weight: Callable[[dict[str, float]], float], cue
         for index, found in enumerate(passage.per_sentence):
             # A name the heading already gives ("Mars" under "Mars › Orbit and atmosphere") says what the passage
             # is about, not which of its sentences answers.
-            own = {t: w * (0.3 if t in passage.heading and t in names else 1.0) for t, w in found.items()}
-            scores.append(weight(own) + (cue_bonus if passage.cued[index] else 0.0))
+            topic = {t for t in found if t in passage.heading and t in names}
+            own = {t: w * (0.3 if t in topic else 1.0) for t, w in found.items()}
+            # A number in a sentence that only names the topic ("...25 degrees, Mars has seasons") answers
+            # something else than "how long is a year on Mars".
+            cued = passage.cued[index] and not (found and topic == set(found))
+            scores.append(weight(own) + (cue_bonus if cued else 0.0))
             if found:
                 candidates.append((scores[index], passage.order, index, False))
             elif _beside_a_match(passage, index):  # goes on from the sentence before: quoted only after it

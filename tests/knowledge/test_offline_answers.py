@@ -108,3 +108,9 @@ def test_answers_are_short_and_deterministic(demo: Assistant) -> None:
     assert first.text == second.text and first.inline_text == second.inline_text
     for question, *_rest in ANSWERED:
         assert len(ask(demo, question).text) < 900, question
+
+
+def test_a_number_beside_the_topics_name_is_not_an_answer(demo: Assistant) -> None:
+    # "...25 degrees, Mars has seasons like Earth" holds a number and names Mars: not how long a Martian year is.
+    answer = ask(demo, "How long is a year on Mars?").text
+    assert "687 Earth days" in answer and "seasons" not in answer

@@ -40,12 +40,12 @@ class Alignment:
 
 
 def align(*, question: str, answer: str, ground_truth: str) -> Alignment:
-    truth_facts = _facts(ground_truth)
-    answer_facts = _facts(answer)
+    # An assistant's citation markers are not part of what it says.
+    said, truth = _MARKER.sub("", answer), _MARKER.sub("", ground_truth)
     # Either side may leave out what the question already says ("Madrid." answers "the capital of Spain").
     asked = set(reading.terms(question))
-    judged = [_judge(fact, answer, asked, "answer") for fact in truth_facts]
-    supported = [_judge(fact, ground_truth, asked, "ground truth") for fact in answer_facts]
+    judged = _judge_all(_facts(truth), said, asked, "answer")
+    supported = _judge_all(_facts(said), truth, asked, "ground truth")
     completeness = _share(judged)
     correctness = _share(supported)
     total = correctness + completeness
@@ -61,7 +61,6 @@ def align(*, question: str, answer: str, ground_truth: str) -> Alignment:
 
 
 def _facts(text: str) -> list[str]:
-    text = _MARKER.sub("", text)  # an assistant's citation markers are not part of what it says
     found = reading.sentences(text)
     return found or ([text.strip()] if text.strip() else [])
 
@@ -79,16 +78,22 @@ def _holds(words: set[str], other: set[str]) -> set[str]:
     return {word for word in words if any(reading.same_family(word, candidate) for candidate in other)}
 
 
-def _judge(fact: str, text: str, asked: set[str], against: str) -> Judged:
-    text = _MARKER.sub("", text)
-    words, other = set(reading.terms(fact)), set(reading.terms(text)) | asked
+def _judge_all(facts: list[str], text: str, asked: set[str], against: str) -> list[Judged]:
+    """Each fact judged against `text` (read once for all of them)."""
+    other = set(reading.terms(text)) | asked
+    text_specifics = _specifics(text)
+    return [_judge(fact, other, text_specifics, asked, against) for fact in facts]
+
+
+def _judge(fact: str, other: set[str], text_specifics: set[str], asked: set[str], against: str) -> Judged:
+    words = set(reading.terms(fact))
     specifics = _specifics(fact)
     held = _holds(words, other)
     missing = specifics - _holds(specifics, other)
     # A name more or less is a detail ("Gutenberg of Mainz"); a number that differs is not the same fact.
     if not words or (len(held) >= _COVERED * len(words) and not any(s[:1].isdigit() for s in missing)):
         return Judged(fact, ENTAILED, f"The {against} states this.")
-    offered = _specifics(text) - _holds(_specifics(text), words | asked)
+    offered = text_specifics - _holds(text_specifics, words | asked)
     if missing and offered:
         return Judged(
             fact,

@@ -230,11 +230,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
             )
         except ModelUnavailable as exc:
             raise errors.FailedPrecondition(str(exc)) from None
-        remote_messages = tuple(
-            provider_base.Message(role=m.role, content=_spoken(m), speaker=m.speaker)  # type: ignore[arg-type]
-            for m in turn.messages
-            if m.role in ("user", "assistant")
-        )
+        remote_messages = tuple(_provider_message(m) for m in turn.messages if m.role in ("user", "assistant"))
         request = provider_base.ProviderRequest(model=spec.id, messages=remote_messages, temperature=temperature)
         return PreparedTurn(uuid.uuid4().hex, spec, provider, request, [], temperature, remote=True)
 
@@ -257,8 +253,7 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
     for message in turn.messages:
         if message.role == "system":
             continue  # folded into the system prompt above
-        spoken = provider_base.Message(role=message.role, content=_spoken(message), speaker=message.speaker)  # type: ignore[arg-type]
-        conversation.append(spoken)
+        conversation.append(_provider_message(message))
     request = provider_base.ProviderRequest(
         model=spec.upstream_model, messages=tuple(conversation), temperature=temperature, context=context
     )
@@ -275,8 +270,10 @@ def prepare_turn(turn: TurnRequest) -> PreparedTurn:
     )
 
 
-def _spoken(message: TurnMessage) -> str:
-    return f"{message.speaker}: {message.content}" if message.speaker and message.role == "user" else message.content
+def _provider_message(message: TurnMessage) -> provider_base.Message:
+    """The message as a model reads it: in a room, a member's words under their name ("Alice: ...")."""
+    spoken = f"{message.speaker}: {message.content}" if message.speaker and message.role == "user" else message.content
+    return provider_base.Message(role=message.role, content=spoken, speaker=message.speaker)  # type: ignore[arg-type]
 
 
 def _system_prompt(turn: TurnRequest, context: tuple[provider_base.ContextSnippet, ...]) -> str:

@@ -145,10 +145,8 @@ class _Read:
         self.heading = question.matched(passage.heading_terms)
         self.per_sentence = [question.matched(sentence.terms) for sentence in passage.sentences]
         self.cued = [bool(question.cue and question.cue.search(s.text)) for s in passage.sentences]
-        self.answers: dict[str, float] = dict(self.heading)
-        for found in self.per_sentence:
-            for term, weight in found.items():
-                self.answers[term] = max(self.answers.get(term, 0.0), weight)
+        # What the passage answers as a whole, its heading included.
+        self.answers = question.matched(passage.heading_terms.union(*(s.terms for s in passage.sentences)))
 
 
 def compose_answer(question: str, snippets: tuple[ContextSnippet, ...], before: str = "") -> str:

@@ -114,8 +114,9 @@ def _clean(text: str) -> str:
     return _EMPHASIS.sub("", text).strip()
 
 
-def _sentence(text: str) -> Sentence:
-    return Sentence(text=text, terms=frozenset(terms(text)))
+def _sentence(text: str, *, said: str | None = None, lead: int | None = None) -> Sentence:
+    """A quotable sentence, matched by its own words, or by `said` where the quoted text adds a heading's."""
+    return Sentence(text=text, terms=frozenset(terms(text if said is None else said)), lead=lead)
 
 
 # A full stop after these (or after an initial, "J. Smith") does not end the sentence.
@@ -127,17 +128,13 @@ _ABBREVIATION = re.compile(
 
 def sentences(text: str) -> list[str]:
     """The sentences of a plain text, as the offline model quotes them."""
-    return _split(text)
-
-
-def _split(text: str) -> list[str]:
-    sentences: list[str] = []
+    found: list[str] = []
     for piece in _SENTENCE.split(_clean(text)):
-        if sentences and _ABBREVIATION.search(sentences[-1]):
-            sentences[-1] += " " + piece  # "Dr." "Smith wrote..." is one sentence
+        if found and _ABBREVIATION.search(found[-1]):
+            found[-1] += " " + piece  # "Dr." "Smith wrote..." is one sentence
         else:
-            sentences.append(piece)
-    return [s.strip() for s in sentences if len(s.strip()) > 2]
+            found.append(piece)
+    return [s.strip() for s in found if len(s.strip()) > 2]
 
 
 def is_title(line: str) -> bool:
@@ -200,15 +197,13 @@ def _close(found: list[Passage], heading: str, prose: list[str], items: list[str
     else:
         passage = Passage(heading=heading)
         found.append(passage)
-        for sentence in _split(" ".join(prose)):
-            passage.sentences.append(_sentence(sentence))
+        passage.sentences.extend(_sentence(sentence) for sentence in sentences(" ".join(prose)))
     lead = len(passage.sentences) - 1 if passage.sentences and passage.sentences[-1].text.endswith(":") else None
     for item in items:
         cleaned = _clean(item)
         if lead is not None:
             passage.sentences[lead].items.append(cleaned)
-        for sentence in _split(cleaned):
-            passage.sentences.append(Sentence(text=sentence, terms=frozenset(terms(sentence)), lead=lead))
+        passage.sentences.extend(_sentence(sentence, lead=lead) for sentence in sentences(cleaned))
     return bool(passage.sentences) and passage.sentences[-1].text.endswith(":") and not items
 
 
@@ -218,11 +213,11 @@ def _table(lines: list[str]) -> tuple[list[str], list[Sentence]]:
     rows = [[_clean(cell) for cell in line.strip().strip("|").split("|")] for line in lines]
     rows = [row for row in rows if not all(re.fullmatch(r":?-{2,}:?|", cell) for cell in row)]  # |---|---|
     header, body = rows[0], rows[1:]
-    sentences: list[Sentence] = []
+    rows_read: list[Sentence] = []
     for row in body:
         pairs = [f"{name}: {cell}" if name else cell for name, cell in zip(header, row, strict=False) if cell]
-        sentences.append(Sentence(text="; ".join(pairs), terms=frozenset(terms(" ".join(row)))))
-    return header, sentences
+        rows_read.append(_sentence("; ".join(pairs), said=" ".join(row)))
+    return header, rows_read
 
 
 def _json_passages(text: str) -> list[Passage]:
@@ -252,12 +247,11 @@ def _json_passages(text: str) -> list[Passage]:
         elif len(value) <= _SHORT_VALUE and not value.endswith("."):
             # Quoted with the record's name, matched by what it says ("built: 1810"): the name is the heading's.
             fact = f"{record.heading}, {label}: {value}" if record.heading else f"{label.capitalize()}: {value}"
-            said = f"{label}: {value}"
-            record.sentences.append(Sentence(text=fact if label else value, terms=frozenset(terms(said))))
+            record.sentences.append(_sentence(fact if label else value, said=f"{label}: {value}"))
         elif record.heading or not label:
-            record.sentences.extend(_sentence(s) for s in _split(value))
+            record.sentences.extend(_sentence(s) for s in sentences(value))
         else:
-            found.append(Passage(heading=label, sentences=[_sentence(s) for s in _split(value)]))
+            found.append(Passage(heading=label, sentences=[_sentence(s) for s in sentences(value)]))
         if closes:
             found.append(record)
             record = Passage(heading="")

@@ -6,7 +6,7 @@ data; imports nothing from Django. `resolve` is the one place a model id becomes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .anthropic import AnthropicProvider
 from .base import Provider, ProviderNotConfigured
@@ -138,14 +138,11 @@ class Registry:
         Pinecone's default, gpt-4o. Temperature rules are those of the seed model of that id, where there is one."""
         wanted = ALIASES.get(model_id or "", model_id) or REMOTE_DEFAULT
         seed = next((spec for spec in SEED_MODELS if spec.id == wanted), None)
-        return ModelSpec(
-            wanted,
-            "pinecone",
-            wanted,  # Pinecone names its models by these ids, not by the vendors' own names
-            accepts_temperature=seed.accepts_temperature if seed else True,
-            temperature_max=seed.temperature_max if seed else 2.0,
-            label=f"{wanted} (through the remote Pinecone assistant)",
-        )
+        label = f"{wanted} (through the remote Pinecone assistant)"
+        # Pinecone names its models by these ids, not by the vendors' own names.
+        if seed is None:
+            return ModelSpec(wanted, "pinecone", wanted, label=label)
+        return replace(seed, provider="pinecone", upstream_model=wanted, label=label)
 
     def choices(self) -> list[str]:
         return list(self.models)

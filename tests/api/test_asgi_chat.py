@@ -76,6 +76,16 @@ def sse_chunk(payload: dict | str) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+async def rest_of_body(communicator: ApplicationCommunicator) -> bytes:
+    """The response's body from here to its last message."""
+    parts = []
+    while True:
+        message = await communicator.receive_output(10)
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
 async def call(
     method: str, path: str, body: bytes = b"", headers: tuple = (), host: bytes = b"127.0.0.1", *, wait: bool = False
 ) -> tuple[int, dict, bytes]:
@@ -84,15 +94,10 @@ async def call(
     )
     await communicator.send_input({"type": "http.request", "body": body})
     start = await communicator.receive_output(10)
-    parts = []
-    while True:
-        message = await communicator.receive_output(10)
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    content = await rest_of_body(communicator)
     if wait:
         await communicator.wait(10)  # the handler's work after the response: closing it, request_finished
-    return start["status"], {k.lower(): v for k, v in start["headers"]}, b"".join(parts)
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, content
 
 
 async def test_completion_with_the_site_headers(key: str) -> None:
@@ -246,13 +251,7 @@ async def test_a_stream_starts_once_the_upstream_has_accepted_the_request(key: s
         assert not release.is_set()
         assert json.loads(first["body"][5:])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
         release.set()
-        rest = b""
-        while True:
-            message = await communicator.receive_output(10)
-            rest += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        assert b"late" in rest
+        assert b"late" in await rest_of_body(communicator)
         await communicator.wait(5)
 
 

@@ -310,4 +310,4 @@ class ModelEndpointAdmin(admin.ModelAdmin):
 
 
 # Rooms, conversations and usage live in their own module; importing it registers them.
-from . import admin_rooms  # noqa: E402, F401
+from .review import admin as review_admin  # noqa: E402, F401

@@ -461,7 +461,7 @@ class Message(models.Model):
 
 class Usage(Message):
     """Token usage and turns per day, room, member and model: a read-only report in the admin over assistant
-    messages (no table of its own; `assistant_chat.usage` aggregates)."""
+    messages (no table of its own; `review/usage.py` aggregates)."""
 
     class Meta:
         proxy = True

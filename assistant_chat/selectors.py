@@ -466,7 +466,7 @@ class RoomSearchHit:
 
 def room_search(*, user: object, room: Room, query: str, limit: int = 50) -> list[RoomSearchHit]:
     """The newest messages of `room` matching `query`, for a member of that room (checked here again)."""
-    from .history_search import search_messages
+    from .review.search import search_messages
 
     room = room_get_for_user(user=user, room_id=room.pk)
     hits = search_messages(query=query, room_ids=[room.pk], limit=limit)

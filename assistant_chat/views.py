@@ -7,15 +7,16 @@ the user may not enter is a 404, exactly like a room that does not exist. No bus
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from . import errors, events, exports, selectors, services, turns
+from . import errors, selectors, services, turns
 from .models import Message
+from .review import exports
+from .rooms import events
 
 PAGE_MESSAGES = 200  # the latest messages of a conversation shown at once; "show earlier" shows all
 
@@ -110,15 +111,7 @@ def _export(request: HttpRequest, slug: str, conversation_id: int, fmt: str) -> 
         )
     except errors.ChatError:
         raise Http404("Conversation not found") from None
-    return export_response([conversation], fmt, f"{room.slug}-conversation-{conversation.pk}")
-
-
-def export_response(conversations: Any, fmt: str, stem: str) -> HttpResponse:
-    """An export download (JSON or Markdown) of conversations the caller has already checked access to."""
-    body, content_type, suffix = exports.render(conversations, fmt)
-    response = HttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{stem}.{suffix}"'
-    return response
+    return exports.export_response([conversation], fmt, f"{room.slug}-conversation-{conversation.pk}")
 
 
 @login_required

@@ -120,8 +120,9 @@ def run_pages(client, pages: list, seeded: dict, engine: str, requests: int) -> 
         rows.append(measure(client, label, url, params, requests))
 
     # Baselines: the same pages the naive way, measured in this run.
-    from assistant_chat import admin_rooms, history_search
     from assistant_chat.models import Message
+    from assistant_chat.review import admin as admin_rooms
+    from assistant_chat.review import search as history_search
 
     original_search = admin_rooms.ConversationAdmin.get_search_results
     original_snippets = history_search.snippets_by_conversation
@@ -336,8 +337,8 @@ def describe(maker: TextMaker) -> dict:
     from django.db import connection
     from django.db.models import Count
 
-    from assistant_chat import history_search
     from assistant_chat.models import Conversation, Message, Room
+    from assistant_chat.review import search as history_search
 
     def hits(word: str) -> int:
         sql, params = history_search.matching_messages_sql(word) or ("FROM assistant_chat_message WHERE 1 = 0", [])

@@ -17,7 +17,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()
 
 from assistant_chat.api.asgi_chat import chat_fast_path  # noqa: E402
-from assistant_chat.routing import websocket_urlpatterns  # noqa: E402
+from assistant_chat.rooms.routing import websocket_urlpatterns  # noqa: E402
 
 
 def websocket_app():  # type: ignore[no-untyped-def]

@@ -1,7 +1,8 @@
 """Full-text search over chunks: one interface, two engines chosen by the database in use.
 
 SQLite: an FTS5 table (`assistant_chat_chunk_fts`, external content, porter stemming) kept in step with
-the chunk table by triggers, ranked by FTS5's BM25. PostgreSQL: a stored generated `tsvector` column with a GIN
+the chunk table by triggers, ranked by FTS5's BM25; SQLite tokenizes the query's terms itself (a TEMP FTS5 table
+with the same tokenizer), so no copy of its tokenizer lives here. PostgreSQL: a stored generated `tsvector` column with a GIN
 index, ranked by `ts_rank_cd`. Both are created by migration 0002. Callers pass an already-resolved set of
 file ids (the metadata filter is applied to files, not chunks); this module knows nothing of filters or HTTP.
 """
@@ -17,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-
-from .porter import fts5_token
 
 # Dropped from queries: they match nearly every chunk, cost the most to rank and add nothing to relevance.
 STOPWORDS = frozenset(
@@ -107,7 +106,7 @@ def _selective_terms(cursor, terms: list[str]) -> list[str]:
     """
     if len(terms) == 1:
         return list(terms)  # the rarest term is always kept: nothing to count
-    tokens = {term: fts5_token(term) for term in terms}
+    tokens = _query_tokens(cursor, terms)
     by_token = {tokens[term]: term for term in terms}  # terms with the same stem have the same documents
     budget = POSTINGS_BUDGET
     cap = budget + 1
@@ -121,13 +120,49 @@ def _selective_terms(cursor, terms: list[str]) -> list[str]:
     cursor.execute(" UNION ALL ".join([count_one] * len(by_token)), params)
     frequency = dict(cursor.fetchall())
     if min(frequency.values(), default=0) >= cap:
-        distinct = sorted(frequency)
+        # Exact counts from the index's own vocabulary, joined in SQL on the tokens SQLite gave the terms (still in
+        # the TEMP table); a term of several tokens is a phrase, found at most as often as its rarest token.
         cursor.execute(
-            f"SELECT term, doc FROM assistant_chat_chunk_fts_vocab WHERE term IN ({','.join(['%s'] * len(distinct))})",
-            distinct,
+            "SELECT q.doc, min(coalesce(v.doc, 0)) FROM temp.assistant_chat_query_vocab q"
+            " LEFT JOIN assistant_chat_chunk_fts_vocab v ON v.term = q.term GROUP BY q.doc"
         )
-        frequency = {token: 0 for token in distinct} | dict(cursor.fetchall())
+        counted = {tokens[terms[row]]: count for row, count in cursor.fetchall()}
+        frequency = {token: counted.get(token, 0) for token in frequency}
     return _within_budget(terms, {term: frequency.get(tokens[term], 0) for term in terms}, budget)
+
+
+# The TEMP table that tokenizes queries; its tokenizer must stay the index's (migration 0002).
+_QUERY_TABLE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.assistant_chat_query_terms"
+    " USING fts5(term, tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.assistant_chat_query_vocab"
+    " USING fts5vocab(temp, assistant_chat_query_terms, instance)",
+)
+
+
+def _query_tokens(cursor, terms: list[str]) -> dict[str, str]:
+    """Each term's tokens as SQLite's FTS5 tokenizer makes them (stemmed, folded), as one hex string per term.
+
+    The terms are written, one row each, to a TEMP FTS5 table with the index's tokenizer (per connection, never
+    shared, no lock on the main database) and read back from its `instance` vocabulary. Hex, because a porter stem
+    can end in half a UTF-8 character, which Python could not decode. The table is declared on every call (about
+    a microsecond when it exists): a declaration made inside a transaction that later rolled back is gone.
+    Measured in bench/knowledge_bench.py.
+    """
+    for statement in _QUERY_TABLE:
+        cursor.execute(statement)
+    cursor.execute("DELETE FROM temp.assistant_chat_query_terms")
+    rows = ",".join(["(%s, %s)"] * len(terms))
+    cursor.execute(
+        f"INSERT INTO temp.assistant_chat_query_terms(rowid, term) VALUES {rows}",
+        [value for row, term in enumerate(terms) for value in (row, term)],
+    )
+    cursor.execute(
+        "SELECT doc, group_concat(token, ' ') FROM (SELECT doc, hex(term) AS token"
+        " FROM temp.assistant_chat_query_vocab ORDER BY doc, offset) GROUP BY doc"
+    )
+    found = dict(cursor.fetchall())
+    return {term: found.get(row, "") for row, term in enumerate(terms)}
 
 
 def _within_budget(terms: list[str], frequency: dict[str, float], budget: float = POSTINGS_BUDGET) -> list[str]:

@@ -1,6 +1,6 @@
 """Conversation review (issue 5): the message search index, an index for the review list, the usage report.
 
-Message search (assistant_chat/history_search.py) uses an FTS5 external-content table on SQLite, kept in step by
+Message search (assistant_chat/review/search.py) uses an FTS5 external-content table on SQLite, kept in step by
 triggers, and a stored generated tsvector column with a GIN index on PostgreSQL, as migration 0002 does for chunks.
 Note: a later migration that makes Django rebuild the message table on SQLite (altering a column, a constraint)
 drops these triggers; recreate them there (SQLITE_TRIGGERS below) and 'rebuild' the index.

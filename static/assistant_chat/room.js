@@ -1,4 +1,4 @@
-// The room page: one websocket per room, the protocol of assistant_chat/events.py, no build step.
+// The room page: one websocket per room, the protocol of assistant_chat/rooms/events.py, no build step.
 //
 // Safety: text from members and models is only ever put in the page with textContent. HTML comes only from the
 // server, where Markdown was rendered by a real parser and cleaned by a sanitizer (assistant_chat/rendering.py).

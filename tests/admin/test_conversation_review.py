@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from assistant_chat import history_search, services
+from assistant_chat import services
 from assistant_chat.models import Message, Room
-from assistant_chat.usage import usage_report
+from assistant_chat.review import search as history_search
+from assistant_chat.review.usage import usage_report
 from tests.admin.conftest import answered, login, room_manager, staff_with, superuser_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent(
     setup_test_environment()  # so that responses carry their template context
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from assistant_chat import history_search, services
+    from assistant_chat import services
+    from assistant_chat.review import search as history_search
     from assistant_chat.models import Conversation, Message, Room
     from django.test import Client
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from assistant_chat import services
-from assistant_chat.knowledge import ingest, retrieval
+from assistant_chat.knowledge import ingest, retrieval, search
 from assistant_chat.knowledge.demo_documents import write_pdf
 from assistant_chat.knowledge.filters import parse_filter
 from assistant_chat.knowledge.search import query_terms, search_chunks
 from assistant_chat.models import Assistant, Chunk, File
+
+TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,8 +137,6 @@ def test_capped_term_counts_choose_the_terms_exact_counts_would(budget: int, mon
     every term is over the budget (then the rarest is kept)."""
     from django.db import connection
 
-    from assistant_chat.knowledge import search
-
     assistant = services.assistant_create(name="counts")
     words = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}  # in how many files each word occurs
     for index in range(4):
@@ -144,8 +146,8 @@ def test_capped_term_counts_choose_the_terms_exact_counts_would(budget: int, mon
     for terms in (["delta", "gamma", "beta", "alpha"], ["gamma", "delta"], ["delta", "absent"], ["beta"]):
         with connection.cursor() as cursor:
             cursor.execute("SELECT term, doc FROM assistant_chat_chunk_fts_vocab")
-            exact = dict(cursor.fetchall())
-            expected = search._within_budget(terms, {t: exact.get(search.fts5_token(t), 0) for t in terms}, budget)
+            exact = dict(cursor.fetchall())  # these words are their own stems
+            expected = search._within_budget(terms, {t: exact.get(t, 0) for t in terms}, budget)
             assert search._selective_terms(cursor, terms) == expected, (budget, terms)
     ingest.shutdown()
 
@@ -156,3 +158,84 @@ def test_retrieval_returns_full_file_objects(library: Assistant) -> None:
     expected = File.objects.get(name="otters.txt")
     for field in File._meta.concrete_fields:
         assert getattr(snippets[0].file, field.attname) == getattr(expected, field.attname), field.name
+
+
+def _stored_tokens(words: list[str]) -> list[str]:
+    """What FTS5 itself stores for each word, in a database of its own (hex, as `_query_tokens` gives them)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(body, tokenize='{TOKENIZER}')")
+        db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        db.executemany("INSERT INTO t(rowid, body) VALUES (?, ?)", ((i, w) for i, w in enumerate(words)))
+        tokens = [""] * len(words)
+        for doc, token in db.execute("SELECT doc, hex(term) FROM v ORDER BY doc, offset"):
+            tokens[doc] = f"{tokens[doc]} {token}".strip()
+        return tokens
+    finally:
+        db.close()
+
+
+def test_the_query_tokenizer_is_the_index_tokenizer() -> None:
+    """The TEMP table that tokenizes queries is declared with the index's tokenizer (migration 0002)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'assistant_chat_chunk_fts'")
+        assert f"tokenize='{TOKENIZER}'" in cursor.fetchone()[0]
+    assert f"tokenize='{TOKENIZER}'" in search._QUERY_TABLE[0]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["running", "runs", "runner", "generously", "happiness"],  # porter stems
+        ["Café", "cafe", "NAÏVE", "naïve", "Straße", "ﬁsh"],  # unicode61 folding, diacritics, ligature kept
+        ["a₂ed", "x" * 80, "日本語", "e\u0301te"],  # half a UTF-8 character after stemming, long, CJK, a combining mark
+    ],
+)
+def test_query_tokens_are_what_sqlite_stores(words: list[str]) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        tokens = search._query_tokens(cursor, words)
+        assert [tokens[w] for w in words] == _stored_tokens(words)
+        again = search._query_tokens(cursor, words[:1])  # the table is emptied between queries
+        assert again == {words[0]: tokens[words[0]]}
+
+
+def test_terms_with_one_stem_are_counted_once(library: Assistant) -> None:
+    """ "rocks" and "rock" are one token: their documents are counted once against the budget, and the
+    common-term fallback finds exact counts through the index's own vocabulary."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        tokens = search._query_tokens(cursor, ["rocks", "rock", "lava"])
+        assert tokens["rocks"] == tokens["rock"] != tokens["lava"]
+        assert search._selective_terms(cursor, ["rocks", "rock", "lava"]) == ["rocks", "rock", "lava"]
+    assert [h.text for h in search_chunks(assistant_id=library.pk, query="rock")][:1] == [
+        h.text for h in search_chunks(assistant_id=library.pk, query="rocks")
+    ][:1]
+
+
+def test_every_term_over_the_budget_keeps_the_rarest_by_exact_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connection
+
+    assistant = services.assistant_create(name="exact")
+    for index in range(3):
+        add(assistant, f"g{index}.txt", f"{'gammas' if index < 2 else ''} deltas alphas{index}.".encode())
+    monkeypatch.setattr(search, "POSTINGS_BUDGET", 0)  # every term is over it: exact counts from the vocabulary
+    with connection.cursor() as cursor:
+        assert search._selective_terms(cursor, ["delta", "gamma"]) == ["gamma"]
+        assert search._selective_terms(cursor, ["deltas", "absentword"]) == ["absentword"]
+    ingest.shutdown()
+
+
+def test_query_tokens_survive_a_rolled_back_transaction() -> None:
+    """The TEMP table may be first declared inside a transaction that rolls back; the next search still works."""
+    from django.db import connection, transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic(), connection.cursor() as cursor:
+        search._query_tokens(cursor, ["otters"])
+        raise RuntimeError("roll back")
+    with connection.cursor() as cursor:
+        assert search._query_tokens(cursor, ["otters", "otter"]) == {"otters": "6F74746572", "otter": "6F74746572"}

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from assistant_chat import turn_runner
+from assistant_chat.rooms import turn_runner
 
 
 @pytest.fixture(autouse=True)

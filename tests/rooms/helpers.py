@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from assistant_chat import services
 from assistant_chat.models import Assistant, ModelEndpoint, Room
-from assistant_chat.routing import websocket_urlpatterns
+from assistant_chat.rooms.routing import websocket_urlpatterns
 from tests.providers.replay_server import Reply
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")

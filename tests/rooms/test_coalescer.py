@@ -1,6 +1,6 @@
 """The coalescer with a fake clock: first text at once, then at most one frame per window, nothing lost."""
 
-from assistant_chat.coalescer import Coalescer
+from assistant_chat.rooms.coalescer import Coalescer
 
 
 class Clock:

@@ -353,7 +353,7 @@ async def test_members_of_a_process_that_stopped_announcing_are_dropped(world, m
     longer listed (a process that dies cannot say who left)."""
     from channels.layers import get_channel_layer
 
-    from assistant_chat import fanout
+    from assistant_chat.rooms import fanout
 
     monkeypatch.setattr(fanout, "PRESENCE_HEARTBEAT", 0.05)
     monkeypatch.setattr(fanout, "PRESENCE_EXPIRY", 0.3)

@@ -10,7 +10,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from assistant_chat.fanout import _DirectWriter, _ws_text_frame
+from assistant_chat.rooms.fanout import _DirectWriter, _ws_text_frame
 
 
 def parse(data: bytes) -> tuple[Frame, bytes]:

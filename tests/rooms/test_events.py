@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant_chat.events import MAX_FRAME_CHARS, FrameError, parse_client_frame
+from assistant_chat.rooms.events import MAX_FRAME_CHARS, FrameError, parse_client_frame
 
 
 def test_good_frames_pass():

@@ -14,9 +14,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import errors, events, selectors, services, turn_runner
+from .. import errors, selectors, services
+from ..models import Message
+from . import events, turn_runner
 from .fanout import RoomHub, fanout
-from .models import Message
 
 ERROR_CODES: dict[type[errors.ChatError], str] = {
     errors.RateLimited: "rate_limited",

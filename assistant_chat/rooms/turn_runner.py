@@ -21,12 +21,14 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from . import errors, events, selectors, services, turns
+from .. import errors, selectors, services, turns
+from ..message_html import file_url
+from ..models import Message
+from ..providers import base as provider_base
+from ..rendering import render_markdown, stable_boundary
+from . import events
 from .coalescer import Coalescer
 from .fanout import LOG_KEEP_SECONDS, Fanout, fanout
-from .models import Message
-from .providers import base as provider_base
-from .rendering import render_markdown, stable_boundary
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +209,7 @@ class _Stream:
         return "".join(self.parts)
 
     def token_count(self) -> int:
-        from .knowledge.chunking import count_tokens
+        from ..knowledge.chunking import count_tokens
 
         return count_tokens(self.text)
 
@@ -273,7 +275,7 @@ class _Stream:
         file_id = self.files.get(number)
         if file_id is None:
             return None
-        return events.file_url(self.turn.room_slug, file_id, page), file_id
+        return file_url(self.turn.room_slug, file_id, page), file_id
 
     async def _send(self) -> None:
         """Publishes frames in order without holding up the model stream."""

@@ -2,7 +2,7 @@
 
 Callers pass conversations they have already fetched through a permission-checked door (`selectors`); this module
 only reads their messages and formats them. Every message is included with its author, time, status, model, usage,
-timings, error and citations. No HTTP here: views wrap the text in a response.
+timings, error and citations. `export_response` wraps the text in a download; nothing else here knows HTTP.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
 
-from .events import file_url
-from .models import Conversation, Message
-from .selectors import display_name
+from ..message_html import file_url
+from ..models import Conversation, Message
+from ..selectors import display_name
 
 FORMAT_VERSION = 1
 _BATCH = 200  # conversations whose messages are read per query
@@ -202,3 +203,11 @@ def render(conversations: Iterable[Conversation], fmt: str) -> tuple[str, str, s
     if fmt == "md":
         return to_markdown(document), "text/markdown; charset=utf-8", "md"
     return to_json(document), "application/json; charset=utf-8", "json"
+
+
+def export_response(conversations: Any, fmt: str, stem: str) -> HttpResponse:
+    """An export download (JSON or Markdown) of conversations the caller has already checked access to."""
+    body, content_type, suffix = render(conversations, fmt)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{suffix}"'
+    return response

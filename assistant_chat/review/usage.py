@@ -16,8 +16,8 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
-from .models import Message, Room
-from .selectors import display_name
+from ..models import Message, Room
+from ..selectors import display_name
 
 DIMENSIONS = ("day", "room", "member", "model")
 

@@ -26,12 +26,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import history_search, selectors, turns, usage
-from .events import file_url, render_message_html
-from .knowledge.filters import FilterError, parse_filter
-from .models import Assistant, Conversation, Message, Room, Usage
-from .providers.registry import Registry
-from .views import export_response
+from .. import selectors, turns
+from ..knowledge.filters import FilterError, parse_filter
+from ..message_html import file_url, render_message_html
+from ..models import Assistant, Conversation, Message, Room, Usage
+from ..providers.registry import Registry
+from . import search as history_search
+from . import usage
+from .exports import export_response
 
 # --- rooms --------------------------------------------------------------------------------------------------------
 
@@ -76,7 +78,7 @@ def model_choices(registry: Registry, current: str = "") -> list[tuple[str, str]
 
 
 def _variable(registry: Registry, model_id: str) -> str:
-    from .providers.registry import KEY_VARIABLES
+    from ..providers.registry import KEY_VARIABLES
 
     return KEY_VARIABLES.get(registry.models[model_id].provider, "its key")
 

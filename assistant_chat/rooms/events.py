@@ -3,7 +3,7 @@
 Client intents (`message.send`, `turn.cancel`, ...) and server events (`chat.message`, `assistant.delta`, ...)
 never share a name. `parse_client_frame` is the allow-list the consumer applies to every frame; the builders here
 are the only place server events are shaped. Payloads are JSON-native (the Redis layer's msgpack rejects
-datetimes). Imports models and rendering only; nothing here touches a socket.
+datetimes). Imports the domain core only (models, `message_html`, selectors); nothing here touches a socket.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, NotRequired, TypedDict
 
-from django.urls import reverse
-
-from .models import Conversation, Message, Room
-from .rendering import citation_linker, render_markdown
+from ..message_html import render_message_html
+from ..models import Conversation, Message, Room
 
 MAX_FRAME_CHARS = 64 * 1024
 CLIENT_ID_MAX = 64
@@ -234,20 +232,8 @@ def encode(event: Any) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def file_url(room_slug: str, file_id: str, page: int | None) -> str:
-    url = reverse("room-file", kwargs={"slug": room_slug, "file_id": file_id})
-    return f"{url}?page={page}#page-{page}" if page else url
-
-
-def render_message_html(message: Message, room_slug: str) -> str:
-    linker = None
-    if message.role == Message.Role.ASSISTANT and message.citations:
-        linker = citation_linker(message.citations, lambda file_id, page: file_url(room_slug, file_id, page))
-    return render_markdown(message.content, linker)
-
-
 def message_payload(message: Message, room_slug: str, *, author_name: str | None = None) -> MessagePayload:
-    from .selectors import display_name
+    from ..selectors import display_name
 
     author = None
     if message.author_id is not None:
@@ -276,7 +262,7 @@ def message_payload(message: Message, room_slug: str, *, author_name: str | None
 
 
 def conversation_payload(conversation: Conversation) -> ConversationPayload:
-    from .selectors import display_name
+    from ..selectors import display_name
 
     return {
         "id": conversation.pk,

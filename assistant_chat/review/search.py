@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils.safestring import SafeString, mark_safe
 
-from .knowledge.search import query_terms
+from ..knowledge.search import query_terms
 
 MAX_TERMS = 16
 _START, _STOP = "\x02", "\x03"  # snippet markers no message contains; turned into <mark> after escaping

@@ -29,7 +29,8 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from . import events, selectors
+from .. import selectors
+from . import events
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ Ingestion runs the real pipeline (parse, chunk, index through `services.file_upl
 Search is measured on corpora of 1k, 10k and 100k chunks (added with bulk inserts, so that building 100k chunks
 takes seconds; the index triggers and generated columns still fire per row), with and without a metadata
 filter, as `search_chunks` (the index query) and `retrieve` (what the context endpoint and chat call).
-Baselines in the same run: for search, reading every chunk that contains a query term (`LIKE %term%`) and
+On SQLite it also times how a query's terms get their index tokens (`query tokens`) and prints a digest of
+every query's hits, so that two commits can be shown to find the same. Baselines in the same run: for search, reading every chunk that contains a query term (`LIKE %term%`) and
 ranking them in Python, which is what the index saves us from; for ingestion, parse + chunk alone with no
 database (the pipeline's CPU floor). Each engine runs in its own process on a fresh database.
 """
@@ -15,6 +16,7 @@ database (the pipeline's CPU floor). Each engine runs in its own process on a fr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -78,6 +80,27 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def query_tokenizer(connection, query_terms):
+    """How a SQLite search learns its terms' tokens: SQLite asks itself (a TEMP FTS5 table); before that commit,
+    a Python mirror of FTS5's tokenizer (measured with its cache cleared, as for a new query)."""
+    try:
+        from assistant_chat.knowledge.search import _query_tokens
+    except ImportError:  # the earlier commit
+        from assistant_chat.knowledge.porter import fts5_token
+
+        def mirror(query: str) -> None:
+            fts5_token.cache_clear()
+            [fts5_token(term) for term in query_terms(query)]
+
+        return mirror
+    cursor = connection.cursor()
+
+    def ask_sqlite(query: str) -> None:
+        _query_tokens(cursor, query_terms(query))
+
+    return ask_sqlite
 
 
 def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
@@ -193,7 +216,10 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
             scored.sort(reverse=True)
             return scored[:32]
 
-        row = [
+        row = []
+        if engine == "sqlite":
+            row.append(timed(query_tokenizer(connection, query_terms), "query tokens", query_list))
+        row += [
             timed(lambda q: search_chunks(assistant_id=corpus.pk, query=q, limit=32), "search", query_list),
             timed(
                 lambda q: search_chunks(assistant_id=corpus.pk, query=q, file_pks=allowed, limit=32),
@@ -214,6 +240,16 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
             ),
         ]
         results["search"].extend(row)
+        # What was found, so that runs of two commits can show their results are the same.
+        found = hashlib.sha256()
+        for query in query_list:
+            for hits in (
+                search_chunks(assistant_id=corpus.pk, query=query, limit=32),
+                search_chunks(assistant_id=corpus.pk, query=query, file_pks=allowed, limit=32),
+            ):
+                found.update(repr([(h.chunk_id, h.score) for h in hits]).encode())
+        results.setdefault("digests", {})[size] = found.hexdigest()[:16]
+        print(f"{engine:8} {size:>7} results digest {found.hexdigest()[:16]}", file=sys.stderr)
         for item in row:
             print(
                 f"{engine:8} {size:>7} {item['what']:28} p50 {item['p50_ms']:8.2f} ms  p99 {item['p99_ms']:8.2f} ms",
@@ -292,6 +328,10 @@ def print_markdown(reports: list[dict]) -> None:
             print(
                 f"| {report['engine']} | {row['size']:,} | {row['what']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['n']} |"
             )
+    print("\nResults digest (sha256 of every query's hits, ids and scores, with and without the filter):\n")
+    for report in reports:
+        for size, digest in report.get("digests", {}).items():
+            print(f"- {report['engine']}, {int(size):,} chunks: `{digest}`")
 
 
 def main() -> None:

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "assistant_chat",
+    "assistant_chat.rooms",  # the live room's signal receivers (access changes reach open sockets)
 ]
 
 MIDDLEWARE = [
@@ -237,7 +238,14 @@ CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 60)
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40)
 # How many earlier messages of the conversation the model sees.
 CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 40)
-# A running turn renews its lease (and saves its partial text) this often; a lapsed lease means its process died.
-CHAT_TURN_LEASE_SECONDS = env_int("CHAT_TURN_LEASE_SECONDS", 30)
+# A running turn's lease: renewed (and its text so far saved) every CHAT_TURN_CHECKPOINT_SECONDS whatever the model
+# does; one not renewed for this long means its process died, and another process ends the turn (members learn
+# within about lease + 2 s). Long enough to ride out a slow database write, short enough not to keep members waiting.
+CHAT_TURN_LEASE_SECONDS = env_float("CHAT_TURN_LEASE_SECONDS", 6.0)
+CHAT_TURN_CHECKPOINT_SECONDS = env_float("CHAT_TURN_CHECKPOINT_SECONDS", 1.0)
+# A turn's final save is retried this long while the database is unreachable (the text waits in memory).
+CHAT_TURN_SAVE_RETRY_SECONDS = env_float("CHAT_TURN_SAVE_RETRY_SECONDS", 120.0)
+# On SIGTERM, running answers get this long to finish; the rest are saved whole (interrupted) and ended for members.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 10.0)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])

@@ -17,10 +17,19 @@ from ..models import Conversation, Message, Room
 MAX_FRAME_CHARS = 64 * 1024
 CLIENT_ID_MAX = 64
 
+# Close codes a room socket ends with (beside the standard ones). A client does not reconnect after 4401 or 4403.
+CLOSE_SIGNED_OUT = 4401  # the session ended: logged out, password changed, account deactivated
+CLOSE_NO_ACCESS = 4403  # not (or no longer) a member of the room
+CLOSE_RESTARTING = 1012  # this process is shutting down: reconnect (the proxy sends you to another one)
+
 # --- client frames ------------------------------------------------------------------------------------------------
 
 
 class MessageSend(TypedDict):
+    """A member's message. With `client_id`, sending the same frame again (after a lost connection or a retryable
+    error) saves it once. A question sent while an answer streams is queued (`status: "queued"`) and answered in
+    order."""
+
     type: Literal["message.send"]
     conversation_id: int
     content: str
@@ -140,6 +149,7 @@ class MessagePayload(TypedDict):
     error: str
     seq: int
     created_at: str
+    reply_to: int | None  # an answer: the question it answers
 
 
 class ConversationPayload(TypedDict):
@@ -220,11 +230,23 @@ class AssistantError(TypedDict):
 
 
 class ErrorEvent(TypedDict):
+    """A frame could not be handled. With `retryable` the server had a passing fault (its database or channel
+    layer): sending the same frame again later may work, and a `message.send` with its `client_id` is saved once."""
+
     type: Literal["error"]
     code: str
     message: str
     ref: NotRequired[str]
     client_id: NotRequired[str]
+    retryable: NotRequired[bool]
+
+
+class RoomResync(TypedDict):
+    """This process lost its link to the other processes for a while (a channel-layer outage) and has it again:
+    events of that time may be missing, so the client sends `conversation.sync` with the last message id it holds.
+    Answers in flight need nothing: their text continues in order."""
+
+    type: Literal["room.resync"]
 
 
 def encode(event: Any) -> str:
@@ -258,6 +280,7 @@ def message_payload(message: Message, room_slug: str, *, author_name: str | None
         "error": message.error,
         "seq": message.seq,
         "created_at": message.created_at.isoformat() if message.created_at else "",
+        "reply_to": message.reply_to_id,
     }
 
 
@@ -334,10 +357,16 @@ def assistant_end(payload: MessagePayload) -> AssistantDone | AssistantError:
     return {"type": "assistant.done", "message": payload}
 
 
-def error(code: str, message: str, *, ref: str = "", client_id: str = "") -> ErrorEvent:
+def error(code: str, message: str, *, ref: str = "", client_id: str = "", retryable: bool = False) -> ErrorEvent:
     event: ErrorEvent = {"type": "error", "code": code, "message": message}
     if ref:
         event["ref"] = ref
     if client_id:
         event["client_id"] = client_id
+    if retryable:
+        event["retryable"] = True
     return event
+
+
+def room_resync() -> RoomResync:
+    return {"type": "room.resync"}

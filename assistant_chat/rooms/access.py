@@ -42,6 +42,10 @@ def authorise(*, scope: dict[str, Any], user: Any, room_id: int) -> tuple[Any, R
     return fresh, selectors.room_get_for_user(user=fresh, room_id=room_id)
 
 
+def session_key(scope: dict[str, Any]) -> str | None:
+    return getattr(scope.get("session"), "session_key", None)
+
+
 def session_user(scope: dict[str, Any], user: Any) -> Any:
     """Django's own check of a session (`auth.get_user`: the user exists and is active, and the session's hash
     matches the password), on a fresh read of the session: the socket's copy was loaded at connect."""
@@ -66,9 +70,17 @@ def session_user(scope: dict[str, Any], user: Any) -> Any:
 # --- announcing changes -------------------------------------------------------------------------------------------
 
 
-def announce(*, users: Any = (), rooms: Any = (), everyone: bool = False) -> None:
-    """Tell every process that access may have changed for these users / rooms (after the commit)."""
-    message = {"type": "access.recheck", "users": sorted(users), "rooms": sorted(rooms), "all": everyone}
+def announce(*, users: Any = (), rooms: Any = (), everyone: bool = False, sessions: Any = ()) -> None:
+    """Tell every process that access may have changed for these users / rooms (after the commit). `sessions`
+    names sessions that ended (a logout): their sockets close without a check, since the session row may still
+    be there when the message arrives (Django deletes it after the logout signal)."""
+    message = {
+        "type": "access.recheck",
+        "users": sorted(users),
+        "rooms": sorted(rooms),
+        "all": everyone,
+        "sessions": sorted(sessions),
+    }
     transaction.on_commit(lambda: _send(message))
 
 
@@ -133,8 +145,9 @@ def _group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and getattr(user, "pk", None) is not None:
-        announce(users=[user.pk])
+        announce(users=[user.pk], sessions=[key] if key else ())
 
 
 def connect() -> None:

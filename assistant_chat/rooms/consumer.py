@@ -19,6 +19,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
 
 from .. import errors, selectors, services
 from ..models import Message
@@ -97,16 +98,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def send_event(self, event: Any) -> None:
         await self.send(text_data=events.encode(event))
 
-    async def recheck_access(self) -> None:
-        """Called by the hub when access may have changed: close this socket if its member lost it."""
+    async def recheck_access(self, ended_sessions: frozenset[str] = frozenset()) -> None:
+        """Called by the hub when access may have changed: close this socket if its member lost it (at once when its
+        session is one that just ended)."""
         if self.hub is None:
+            return
+        if access.session_key(self.scope) in ended_sessions:
+            await self._refuse(errors.Unauthenticated("You are signed out."))
             return
         try:
             self.user = (await db(access.authorise)(scope=self.scope, user=self.user, room_id=self.room_id))[0]
         except errors.ChatError as exc:
             await self._refuse(exc)
-        except Exception:  # cannot tell now (database down): the next frame or change checks again
-            logger.warning("room socket: could not recheck access", exc_info=True)
+        except Exception as exc:  # cannot tell now (database down): the next frame or change checks again
+            logger.warning("room socket: could not recheck access: %s", exc)
 
     async def _refuse(self, exc: errors.ChatError, ref: str = "") -> None:
         if isinstance(exc, errors.Unauthenticated):
@@ -130,8 +135,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except errors.ChatError as exc:
             await self._refuse(exc, ref=kind)
             return
-        except Exception:
-            logger.exception("room socket: could not check access for %s", kind)
+        except DatabaseError as exc:  # the database is unreachable: say so, keep the socket
+            logger.warning("room socket: could not check access for %s: %s", kind, exc)
             await self.send_event(
                 events.error("unavailable", UNAVAILABLE, ref=kind, client_id=client_id, retryable=True)
             )
@@ -141,6 +146,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except errors.ChatError as exc:
             code = ERROR_CODES.get(type(exc), "invalid_argument")
             await self.send_event(events.error(code, exc.message, ref=kind, client_id=client_id))
+        except DatabaseError as exc:
+            logger.warning("room socket: %s failed: %s", kind, exc)
+            await self.send_event(
+                events.error("unavailable", UNAVAILABLE, ref=kind, client_id=client_id, retryable=True)
+            )
         except Exception:
             logger.exception("room socket: %s failed", kind)
             await self.send_event(
@@ -174,7 +184,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)
         if message.role != Message.Role.ASSISTANT:
             raise errors.InvalidArgument("Only an answer can be resumed.")
-        await self._resume(message, frame["last_seq"])
+        await self._resume(message, frame["last_seq"], frame.get("chars"))
 
     async def conversation_sync(self, frame: events.ConversationSync, room: Any) -> None:
         conversation = await db(selectors.conversation_get_for_user)(
@@ -211,7 +221,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except Exception:
             await self.send_event(event)
 
-    async def _resume(self, message: Message, last_seq: int) -> None:
+    async def _resume(self, message: Message, last_seq: int, chars: int | None = None) -> None:
         """Exactly the text after `last_seq`, once: from the live turn when there is one (here or on the process
         running it), else the saved message. A turn whose process died is ended for this socket by the supervisor."""
         if self.hub is None:
@@ -226,4 +236,5 @@ class RoomConsumer(AsyncWebsocketConsumer):
             origin=message.runner,
             conversation_id=message.conversation_id,
             saved=saved,
+            chars=chars,
         )

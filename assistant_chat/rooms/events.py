@@ -20,7 +20,7 @@ CLIENT_ID_MAX = 64
 # Close codes a room socket ends with (beside the standard ones). A client does not reconnect after 4401 or 4403.
 CLOSE_SIGNED_OUT = 4401  # the session ended: logged out, password changed, account deactivated
 CLOSE_NO_ACCESS = 4403  # not (or no longer) a member of the room
-CLOSE_RESTARTING = 1012  # this process is shutting down: reconnect (the proxy sends you to another one)
+CLOSE_RESTARTING = 4012  # this process is shutting down: reconnect at once (autobahn allows no 1012)
 
 # --- client frames ------------------------------------------------------------------------------------------------
 
@@ -42,11 +42,15 @@ class TurnCancel(TypedDict):
 
 
 class TurnResume(TypedDict):
-    """Ask for the deltas of a streaming answer after `last_seq` (0: from the start)."""
+    """Ask for the deltas of a streaming answer after `last_seq` (0: from the start). `chars`, the length of the
+    text the client holds, lets a process that no longer has the turn's frames send the rest from the saved answer.
+    Answered once per socket: a catch-up delta (`from_seq` = `last_seq` + 1) and the live deltas after it, or, when
+    the answer has ended, the rest of its text and its end."""
 
     type: Literal["turn.resume"]
     message_id: int
     last_seq: int
+    chars: NotRequired[int]
 
 
 class ConversationSync(TypedDict):
@@ -85,7 +89,7 @@ _FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
     # type -> field -> (python type, required)
     "message.send": {"conversation_id": (int, True), "content": (str, True), "client_id": (str, False)},
     "turn.cancel": {"message_id": (int, True)},
-    "turn.resume": {"message_id": (int, True), "last_seq": (int, True)},
+    "turn.resume": {"message_id": (int, True), "last_seq": (int, True), "chars": (int, False)},
     "conversation.sync": {"conversation_id": (int, True), "after_id": (int, True)},
     "conversation.create": {"title": (str, False), "client_id": (str, False)},
     "conversation.rename": {"conversation_id": (int, True), "title": (str, True)},

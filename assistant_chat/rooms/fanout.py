@@ -50,6 +50,7 @@ PRESENCE_EXPIRY = 40.0
 CONTROL_GROUP = "rooms-control"
 RETRY_FIRST, RETRY_MAX = 0.1, 2.0  # backoff while the channel layer is unreachable
 SUBSCRIBE_WAIT = 2.0  # a joining socket waits at most this long for its new hub to join the room's group
+RESUME_GRACE = 1.0  # a turn's end waits this long for a socket that just joined (or was told of it) to resume
 
 
 class LocalSocket(Protocol):
@@ -60,7 +61,7 @@ class LocalSocket(Protocol):
     channel_name: str
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
 
-    async def recheck_access(self) -> None: ...
+    async def recheck_access(self, ended_sessions: frozenset[str]) -> None: ...
 
 
 @dataclass
@@ -98,6 +99,7 @@ class TurnLog:
     ended: set[str] = field(default_factory=set)
     # Sockets waiting for a backfill to answer their resume: they get the end from `resume`, after their text.
     resuming: set[str] = field(default_factory=set)
+    greeted: dict[str, float] = field(default_factory=dict)  # socket -> when (monotonic) it was told to resume
 
     def catch_up(self, last_seq: int) -> str | None:
         """One delta frame with all text after `last_seq` that local sockets have been sent (None if nothing)."""
@@ -139,6 +141,7 @@ class RoomHub:
         self.room_id = room_id
         self.group = f"room-{room_id}"
         self.sockets: dict[str, LocalSocket] = {}
+        self.joined: dict[str, float] = {}  # socket -> when (monotonic) it joined
         self.channel = ""
         self.logs: dict[int, TurnLog] = {}
         # Other processes' hubs: their members, and when (monotonic) each last announced itself.
@@ -379,18 +382,42 @@ class RoomHub:
             await self._finish(log)
 
     async def _finish(self, log: TurnLog) -> None:
-        """Send the end to every socket of the room here that has not had it, once; resuming sockets get it from
-        their resume, after their text."""
+        """Send the end to every socket of the room here that has not had it, once. Resuming sockets get it from
+        their resume, after their text; so do sockets that joined or were greeted within RESUME_GRACE and do not
+        watch the turn yet (their resume is on its way: sent the end first, they would never get the text between
+        what they hold and the end). If no resume comes, they get the end when the grace is over."""
         assert log.end_frame is not None
         log.finished = True
-        told = {
-            name: socket for name, socket in self.sockets.items() if name not in log.resuming and name not in log.ended
-        }
+        now = time.monotonic()
+        told: dict[str, LocalSocket] = {}
+        waiting: list[str] = []
+        for name, socket in self.sockets.items():
+            if name in log.resuming or name in log.ended:
+                continue
+            recent = max(self.joined.get(name, 0.0), log.greeted.get(name, 0.0))
+            if name not in log.watchers and now - recent < RESUME_GRACE:
+                waiting.append(name)
+            else:
+                told[name] = socket
         log.ended.update(told)
         log.watchers.clear()
         log.held.clear()
         await self.write_to(told, log.end_frame)
-        asyncio.get_running_loop().call_later(LOG_KEEP_SECONDS, self.logs.pop, log.message_id, None)
+        loop = asyncio.get_running_loop()
+        if waiting:
+            loop.call_later(RESUME_GRACE, lambda: asyncio.ensure_future(self._end_for(log, waiting)))
+        loop.call_later(LOG_KEEP_SECONDS, self.logs.pop, log.message_id, None)
+
+    async def _end_for(self, log: TurnLog, names: list[str]) -> None:
+        """The end, for sockets given RESUME_GRACE to resume that did not (or are still resuming: they get it there)."""
+        late = {
+            name: self.sockets[name]
+            for name in names
+            if name in self.sockets and name not in log.ended and name not in log.resuming
+        }
+        log.ended.update(late)
+        if late and log.end_frame is not None:
+            await self.write_to(late, log.end_frame)
 
     async def end_from_saved(self, log: TurnLog, saved: events.MessagePayload) -> None:
         """End a turn from its saved message, when its runner cannot end it (its process died, or its end was lost
@@ -534,15 +561,19 @@ class RoomHub:
         origin: str,
         conversation_id: int,
         saved: events.MessagePayload | None = None,
+        chars: int | None = None,
     ) -> None:
         """Send `socket` every delta of a turn after `last_seq` as one frame and make it a watcher, or, when the
         turn has ended, its end; at most once per socket and turn. `saved` is the message when the database already
-        has it finished (then a hub that does not have the turn answers with it)."""
+        has it finished (then a hub that does not have the turn answers with it, and `chars`, the length of the text
+        the client holds, lets it send the rest of the saved text first)."""
         name = socket.channel_name
         one = {name: socket}  # the same write path as live frames, so order holds
         log = self.logs.get(message_id)
         if log is None:
             if saved is not None:
+                # A turn this hub never had, or forgot: the rest of the saved text, then the saved message.
+                await self._rest_from_saved(one, saved, last_seq, chars)
                 await self.write_to(one, events.encode(events.assistant_end(saved)))
                 return
             log = self.logs[message_id] = TurnLog(message_id, conversation_id, origin)
@@ -565,8 +596,11 @@ class RoomHub:
             if name in log.ended or name in log.watchers:
                 return
         if log.finished:
-            if log.complete_from_start and (frame := log.catch_up(last_seq)) is not None:
-                await self.write_to(one, frame)
+            if log.complete_from_start:
+                if (frame := log.catch_up(last_seq)) is not None:
+                    await self.write_to(one, frame)
+            elif log.end_frame is not None:  # ended from the saved message without all its frames here
+                await self._rest_from_saved(one, json.loads(log.end_frame)["message"], last_seq, chars)
             log.ended.add(name)
             assert log.end_frame is not None
             await self.write_to(one, log.end_frame)
@@ -581,6 +615,22 @@ class RoomHub:
         if frame is not None:
             await self.write_to(one, frame)
 
+    async def _rest_from_saved(
+        self, one: dict[str, LocalSocket], saved: events.MessagePayload, last_seq: int, chars: int | None
+    ) -> None:
+        """The saved text after the `chars` characters a resuming client holds, as one catch-up delta (nothing when
+        it did not say, or holds it all, or the saved text is shorter: an interrupted turn's last checkpoint)."""
+        if chars is None or saved["seq"] <= last_seq or len(saved["content"]) <= chars:
+            return
+        event = events.assistant_delta(
+            conversation_id=saved["conversation_id"],
+            message_id=saved["id"],
+            seq=saved["seq"],
+            text=saved["content"][chars:],
+        )
+        event["from_seq"] = last_seq + 1
+        await self.write_to(one, events.encode(event))
+
     async def greet(self, socket: LocalSocket, only: TurnLog | None = None) -> None:
         """Tell a socket that just joined about turns in flight; it resumes each from the seq it holds."""
         name = socket.channel_name
@@ -589,6 +639,7 @@ class RoomHub:
                 continue
             event = json.loads(log.start_frame)
             event["resume"] = True  # "ask me for this turn's text": the socket does not get it live yet
+            log.greeted[name] = time.monotonic()
             await self.write_to({name: socket}, events.encode(event))
 
     async def deliver_saved(self, socket: LocalSocket, saved: events.MessagePayload) -> None:
@@ -711,6 +762,7 @@ class Fanout:
                 self.hubs[room_id] = hub
             before = hub.local_users()
             hub.sockets[socket.channel_name] = socket
+            hub.joined[socket.channel_name] = time.monotonic()
             if hub.local_users() != before:
                 hub.announce_soon()
         return hub
@@ -722,6 +774,7 @@ class Fanout:
             hub = self.hubs.get(room_id)
             if hub is None or hub.sockets.pop(socket.channel_name, None) is None:
                 return
+            hub.joined.pop(socket.channel_name, None)
             for log in hub.logs.values():
                 log.watchers.pop(socket.channel_name, None)
                 log.held.pop(socket.channel_name, None)
@@ -801,10 +854,11 @@ class Fanout:
         users = set(message.get("users") or ())
         rooms = set(message.get("rooms") or ())
         everyone = bool(message.get("all"))
+        ended = frozenset(message.get("sessions") or ())
         for room_id, hub in list(self.hubs.items()):
             for socket in list(hub.sockets.values()):
                 if everyone or room_id in rooms or socket.user_id in users:
-                    asyncio.ensure_future(socket.recheck_access())
+                    asyncio.ensure_future(socket.recheck_access(ended))
 
     # --- outages ------------------------------------------------------------------------------------------------
 
@@ -849,8 +903,10 @@ class Fanout:
 
 
 async def _close(socket: LocalSocket, code: int) -> None:
-    with contextlib.suppress(Exception):
+    try:
         await socket.base_send({"type": "websocket.close", "code": code})
+    except Exception:
+        logger.warning("could not close socket %s", socket.channel_name, exc_info=True)
 
 
 _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = weakref.WeakKeyDictionary()

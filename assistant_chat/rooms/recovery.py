@@ -20,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import selectors, services
@@ -52,18 +53,25 @@ class Supervisor:
 
     async def _loop(self) -> None:
         last_sweep = 0.0
+        failing = False  # the database is unreachable: said once, not every tick
         while True:
             await asyncio.sleep(TICK)
             try:
                 await self.check_watched()
-            except Exception:
-                logger.exception("supervisor: could not check the turns watched here")
-            if time.monotonic() - last_sweep >= SWEEP:
-                last_sweep = time.monotonic()
-                try:
+                if time.monotonic() - last_sweep >= SWEEP:
+                    last_sweep = time.monotonic()
                     await self.sweep()
-                except Exception as exc:  # a database outage: the next sweep tries again
-                    logger.warning("supervisor: sweep failed: %s", exc)
+            except DatabaseError as exc:
+                if not failing:
+                    logger.warning("supervisor: the database is unreachable (%s); trying again every %.1f s", exc, TICK)
+                failing = True
+                continue
+            except Exception:
+                logger.exception("supervisor: check failed")
+                continue
+            if failing:
+                logger.info("supervisor: the database answers again")
+                failing = False
 
     # --- the turns members here watch ---------------------------------------------------------------------------
 

@@ -619,7 +619,7 @@ def install_shutdown_drain() -> None:
     """Under Daphne, drain on SIGTERM/SIGINT before the process exits. Daphne runs on Twisted's asyncio reactor,
     whose signal handlers stop the reactor; a "before shutdown" trigger that returns a Deferred holds the reactor
     until it fires. Installed when the ASGI application is imported, i.e. before Daphne's own trigger (which
-    cancels every connection's application), so sockets are closed with 1012 first. Elsewhere (tests, other
+    cancels every connection's application), so sockets are closed with 4012 first. Elsewhere (tests, other
     servers) it does nothing."""
     reactor = sys.modules.get("twisted.internet.reactor")
     loop = getattr(reactor, "_asyncioEventloop", None)

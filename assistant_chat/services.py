@@ -346,9 +346,7 @@ def message_send(*, conversation: Conversation, author: Any, content: Any, clien
         if existing is not None:
             return existing
     room = Room.objects.select_related("assistant").get(pk=conversation.room_id)
-    wanted = isinstance(content, str) and (
-        room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=content)
-    )
+    wanted = isinstance(content, str) and answer_wanted(room=room, content=content)
     try:
         return message_create(
             conversation=conversation, author=author, content=content, client_id=client_id, queued=wanted
@@ -369,8 +367,9 @@ def message_addresses_assistant(*, room: Room, content: str) -> bool:
     return re.search(rf"(?<![\w@])@{name}\b", content, re.IGNORECASE) is not None
 
 
-def turn_wanted(*, room: Room, message: Message) -> bool:
-    return room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=message.content)
+def answer_wanted(*, room: Room, content: str) -> bool:
+    """Whether the room answers this message: every message, or only those that address the assistant."""
+    return room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=content)
 
 
 def _lease() -> Any:
@@ -421,12 +420,15 @@ def turn_start_next(*, conversation_id: int, runner: str) -> Message | None:
 TURN_INTERRUPTED_ERROR = "The server stopped during this answer."
 
 
-def turns_interrupt_lapsed(*, conversation_id: int) -> int:
-    """Mark streaming answers whose process died (lease lapsed) as interrupted, keeping their last saved text.
-    Called when a page finds one. Returns how many were marked."""
+def turns_interrupt_lapsed(*, conversation_id: int, grace_seconds: float = 0.0) -> int:
+    """Mark streaming answers whose process died (lease lapsed more than `grace_seconds` ago) as interrupted,
+    keeping their last saved text. Called when a page finds one, with a grace that leaves the processes'
+    supervisors (which first ask the turn's process whether it lives) time to act. Returns how many were marked."""
     now = timezone.now()
     return Message.objects.filter(
-        conversation_id=conversation_id, status=Message.Status.STREAMING, lease_expires_at__lt=now
+        conversation_id=conversation_id,
+        status=Message.Status.STREAMING,
+        lease_expires_at__lt=now - timedelta(seconds=grace_seconds),
     ).update(status=Message.Status.INTERRUPTED, completed_at=now, error=TURN_INTERRUPTED_ERROR)
 
 

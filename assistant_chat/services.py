@@ -341,10 +341,8 @@ def message_send(*, conversation: Conversation, author: Any, content: Any, clien
     """A member's message from the room: saved once per `client_id` (a resend after a lost connection returns the
     message already saved), and queued for an answer when the room answers it. The caller then asks for the next
     turn (`turn_start_next`); a question sent while another answer streams waits its turn in the database."""
-    if client_id:
-        existing = Message.objects.filter(author=author, client_id=client_id, conversation=conversation).first()
-        if existing is not None:
-            return existing
+    if client_id and (existing := _sent_before(author=author, client_id=client_id, conversation=conversation)):
+        return existing
     room = Room.objects.select_related("assistant").get(pk=conversation.room_id)
     wanted = isinstance(content, str) and answer_wanted(room=room, content=content)
     try:
@@ -353,10 +351,17 @@ def message_send(*, conversation: Conversation, author: Any, content: Any, clien
         )
     except IntegrityError:
         # The same client_id raced in from another socket: that one was saved.
-        existing = Message.objects.filter(author=author, client_id=client_id, conversation=conversation).first()
+        existing = _sent_before(author=author, client_id=client_id, conversation=conversation)
         if existing is None:
             raise
         return existing
+
+
+def _sent_before(*, author: Any, client_id: str, conversation: Conversation) -> Message | None:
+    existing = Message.objects.filter(author=author, client_id=client_id).first()
+    if existing is not None and existing.conversation_id != conversation.pk:
+        raise errors.InvalidArgument("This client_id was already used for another message; send with a new one.")
+    return existing
 
 
 def message_addresses_assistant(*, room: Room, content: str) -> bool:

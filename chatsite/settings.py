@@ -126,16 +126,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+# Redis Sentinel instead of one Redis address: "host:port,host:port" and the monitored master's name. The rooms
+# recover from a failover as from any Redis outage (docs/rooms.md).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", [])
+if REDIS_URL or REDIS_SENTINELS:
+    # redis-py 8 gives sockets a 5 s read timeout, the same as channels_redis's blocking pop: an idle process would
+    # see its receive() fail. The read timeout must outlast the pop.
+    _redis_host: dict = {"socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}
+    if REDIS_SENTINELS:
+        _redis_host.update(
+            master_name=os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
+            sentinels=[(item.rsplit(":", 1)[0], int(item.rsplit(":", 1)[1])) for item in REDIS_SENTINELS],
+            db=env_int("REDIS_DB", 0),
+        )
+    else:
+        _redis_host["address"] = REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 gives sockets a 5 s read timeout, the same as channels_redis's blocking pop: an idle
-                # process would see its receive() fail. The read timeout must outlast the pop.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
-                "capacity": env_int("CHANNEL_CAPACITY", 1000),
-            },
+            "CONFIG": {"hosts": [_redis_host], "capacity": env_int("CHANNEL_CAPACITY", 1000)},
         }
     }
 else:

@@ -217,8 +217,13 @@ class RoomHub:
                 task.cancel()  # only ever cancelled in a sleep or a send, never mid-receive
         if self._presence_timer is not None:
             self._presence_timer.cancel()
+        # Best effort, and never holding up a join or leave of the room (Redis may be frozen): a membership left
+        # behind only receives messages that expire.
+        asyncio.ensure_future(self._leave_group())
+
+    async def _leave_group(self) -> None:
         with contextlib.suppress(Exception):
-            await self.manager.layer.group_discard(self.group, self.channel)
+            await asyncio.wait_for(self.manager.layer.group_discard(self.group, self.channel), SUBSCRIBE_WAIT)
         await self._send_stop()
 
     async def _send_stop(self) -> None:

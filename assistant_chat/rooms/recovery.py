@@ -87,21 +87,25 @@ class Supervisor:
             return
         states = await db(selectors.turn_states)(message_ids=sorted(watched))
         now = timezone.now()
+        lapsed: list[selectors.TurnState] = []
         for message_id in watched:
             state = states.get(message_id)
-            if state is None:
-                continue  # deleted with its conversation
+            if state is None:  # deleted with its conversation: nothing more will come
+                for hub in self.fanout.hubs.values():
+                    hub.logs.pop(message_id, None)
+                continue
             if state.status != Message.Status.STREAMING:
                 if state.completed_at is None or (now - state.completed_at).total_seconds() >= END_GRACE:
                     await self._deliver_saved(message_id)
             elif state.lease_expires_at is None or state.lease_expires_at < now:
-                await self.end_if_dead(state)
+                lapsed.append(state)
+        await asyncio.gather(*(self.end_if_dead(state) for state in lapsed))
 
     # --- every process's leftovers -----------------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        for state in await db(selectors.turns_lapsed)():
-            await self.end_if_dead(state)
+        lapsed = await db(selectors.turns_lapsed)()
+        await asyncio.gather(*(self.end_if_dead(state) for state in lapsed))  # each may wait for a ping
         for conversation_id in await db(selectors.conversations_waiting)(older_than_seconds=QUEUE_MIN_AGE):
             started = await self.runner.start_next(conversation_id=conversation_id)
             if started is not None:

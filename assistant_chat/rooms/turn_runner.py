@@ -262,10 +262,13 @@ class TurnRunner:
             turn.end_frame = events.encode(events.assistant_end(saved))
         except Exception:
             logger.exception("turn %s: could not save its end; members get the text it had", turn.message_id)
-            turn.end_frame = events.encode(events.assistant_end(self._unsaved_end(turn, stream)))
+            if turn.start_frame is not None:
+                turn.end_frame = events.encode(events.assistant_end(self._unsaved_end(turn, stream)))
+        finally:
+            turn.phase = DONE
         turn.end_seq = stream.seq
-        turn.phase = DONE
-        turn.publisher.put({"type": "room.end", "seq": stream.seq, "frame": turn.end_frame})
+        if turn.end_frame is not None:  # else the supervisors end it from the database's checkpoint
+            turn.publisher.put({"type": "room.end", "seq": stream.seq, "frame": turn.end_frame})
         turn.publisher.close()
         asyncio.get_running_loop().call_later(LOG_KEEP_SECONDS, self.turns.pop, turn.message_id, None)
         try:

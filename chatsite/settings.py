@@ -179,8 +179,18 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Uploads: the API accepts files up to FILE_MAX_BYTES; Django must not refuse the multipart body first.
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 10 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Request limits (enforced by chatsite/server.py as a request arrives, before Django reads the body) ---
+# Any body but an upload (JSON API calls, forms); Django's own limit matches it for what reaches Django another way.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+# An upload's body may be FILE_MAX_BYTES plus this much for the form around the file (metadata, boundaries).
+REQUEST_UPLOAD_OVERHEAD_BYTES = env_int("REQUEST_UPLOAD_OVERHEAD_BYTES", 64 * 1024)
+# The longest request target (path and query string); longer ones get 414.
+REQUEST_MAX_URL_BYTES = env_int("REQUEST_MAX_URL_BYTES", 8 * 1024)
+# After a refusal, what the client still sends is read and dropped for at most this long, so it reads the answer.
+REQUEST_LINGER_SECONDS = env_float("REQUEST_LINGER_SECONDS", 5.0)
 
 # Ingestion runs on worker threads off the request path; an upload waits at most this long for a small file
 # to finish so that clients see `Available` at once instead of polling.

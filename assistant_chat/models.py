@@ -166,6 +166,25 @@ class Chunk(models.Model):
         return f"{self.file_id}#{self.ordinal}"
 
 
+class FilePage(models.Model):
+    """A file's text as ingestion extracted it, in order, for the file viewer (which never re-parses the upload).
+    A page longer than a segment is stored as several rows with the same page number."""
+
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="pages")
+    ordinal = models.PositiveIntegerField(help_text="Position of this segment in the file, from 0.")
+    number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1-based page number for PDF and DOCX; empty for text formats."
+    )
+    text = models.TextField(help_text="The segment's text (at most FILE_PAGE_SEGMENT_CHARS characters).")
+
+    class Meta:
+        ordering = ["file_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="file_page_ordinal_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id} page {self.number or '-'} #{self.ordinal}"
+
+
 class Operation(models.Model):
     """An asynchronous file mutation, as API version 2026-04 and later report them."""
 

@@ -31,6 +31,7 @@ from .models import (
     Conversation,
     File,
     FileBlob,
+    FilePage,
     Message,
     Operation,
     Room,
@@ -40,6 +41,7 @@ from .models import (
 INSTRUCTIONS_MAX_BYTES = 16 * 1024
 ASSISTANT_METADATA_MAX_BYTES = 16 * 1024
 API_KEY_PREFIX = "pcl_"
+FILE_NAME_MAX_CHARS = File._meta.get_field("name").max_length or 255
 
 _UNSET: Any = object()
 
@@ -132,6 +134,10 @@ def file_check_upload(name: Any, data: bytes) -> str:
     """Refuse an upload by name and size before anything is stored; returns the file kind."""
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidArgument("The upload has no file name; the type is read from its extension")
+    if len(name) > FILE_NAME_MAX_CHARS:
+        raise errors.InvalidArgument(
+            f"The file name is {len(name)} characters long; at most {FILE_NAME_MAX_CHARS} are allowed"
+        )
     try:
         kind = file_kind(name)
     except ParseError as exc:
@@ -221,6 +227,7 @@ def file_delete(*, file: File) -> Operation:
     now = timezone.now()
     with transaction.atomic():
         Chunk.objects.filter(file=file).delete()
+        FilePage.objects.filter(file=file).delete()
         FileBlob.objects.filter(file=file).delete()
         Operation.objects.filter(
             assistant_id=file.assistant_id, file_id=file.file_id, status=Operation.Status.PROCESSING

@@ -196,6 +196,14 @@ REQUEST_LINGER_SECONDS = env_float("REQUEST_LINGER_SECONDS", 5.0)
 # to finish so that clients see `Available` at once instead of polling.
 INGEST_WORKERS = env_int("INGEST_WORKERS", 2)
 INGEST_UPLOAD_WAIT_SECONDS = env_float("INGEST_UPLOAD_WAIT_SECONDS", 2.0)
+# Untrusted files are parsed in a child process under these limits (assistant_chat/knowledge/sandbox.py); a file
+# over one ends ProcessingFailed with a message naming the setting.
+PARSE_TIMEOUT_SECONDS = env_float("PARSE_TIMEOUT_SECONDS", 60.0)  # wall clock, and the CPU-time limit
+PARSE_MAX_MEMORY_BYTES = env_int("PARSE_MAX_MEMORY_BYTES", 1024 * 1024 * 1024)  # the parser's address space
+PARSE_MAX_PAGES = env_int("PARSE_MAX_PAGES", 2000)
+PARSE_MAX_TEXT_CHARS = env_int("PARSE_MAX_TEXT_CHARS", 10_000_000)
+PARSE_MAX_UNPACKED_BYTES = env_int("PARSE_MAX_UNPACKED_BYTES", 100 * 1024 * 1024)  # a DOCX's zip, inflated
+PARSE_MAX_COMPRESSION_RATIO = env_int("PARSE_MAX_COMPRESSION_RATIO", 100)  # per zip part over 1 MB
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 256)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32)
 

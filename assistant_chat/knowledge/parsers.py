@@ -250,6 +250,8 @@ def _parse_pdf(data: bytes, progress: ProgressCallback | None, limits: ParseLimi
         raise
     except FileNotDecryptedError as exc:
         raise ParseError("The PDF is encrypted") from exc
+    except MemoryError:
+        raise
     except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, ...)
         raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
 
@@ -264,6 +266,8 @@ def _parse_pdf(data: bytes, progress: ProgressCallback | None, limits: ParseLimi
             raw = page_objects[index].extract_text() or ""
         except FileNotDecryptedError as exc:
             raise ParseError("The PDF is encrypted") from exc
+        except MemoryError:
+            raise
         except Exception as exc:  # a broken content stream is a corrupt PDF
             raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
         text = budget.take(normalize_text(raw))
@@ -365,6 +369,8 @@ def _parse_docx(data: bytes, limits: ParseLimits, budget: _TextBudget) -> list[P
         document = docx.Document(io.BytesIO(data))
         body = document.element.body
         styles_break = _styles_with_page_break_before(document)
+    except MemoryError:
+        raise  # a limit, not a corrupt file (the sandbox reports it)
     except Exception as exc:  # BadZipFile, KeyError for missing parts, XMLSyntaxError, ...
         raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
 

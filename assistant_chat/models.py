@@ -69,6 +69,19 @@ class Assistant(models.Model):
         help_text="Leave empty for an assistant whose files live here. Set to the name of an assistant on a remote "
         "Pinecone (PINECONE_ASSISTANT_HOST, PINECONE_API_KEY) to answer through that assistant instead.",
     )
+    room_staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="usable_assistants",
+        help_text="Staff who may put this assistant in rooms and manage its files in the admin. Superusers and "
+        "Room managers may use every assistant.",
+    )
+    room_staff_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="usable_assistants",
+        help_text="Every staff user in these groups may use this assistant, as under Room staff.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(

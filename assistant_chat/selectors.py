@@ -480,6 +480,29 @@ def file_view(*, file: File, page: int | None = None, part: int | None = None) -
 # --- staff review (admin) -------------------------------------------------------------------------------------------
 
 
+def staff_uses_every_assistant(*, user: object) -> bool:
+    """Superusers and room managers (`manage_rooms`) may use every assistant in the admin."""
+    if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return False
+    return bool(getattr(user, "is_superuser", False) or user.has_perm("assistant_chat.manage_rooms"))  # type: ignore[attr-defined]
+
+
+def assistants_for_staff(*, user: object) -> QuerySet[Assistant]:
+    """The assistants a staff user may put in rooms, see the files of in the admin, count filters over and scope
+    API keys to: every one for superusers and room managers, otherwise those whose *room staff* (or room staff
+    groups) include the user. Non-staff users get none."""
+    if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return Assistant.objects.none()
+    if staff_uses_every_assistant(user=user):
+        return Assistant.objects.all()
+    granted = Assistant.objects.filter(Q(room_staff=user) | Q(room_staff_groups__user=user)).values("pk")
+    return Assistant.objects.filter(pk__in=granted)
+
+
+def staff_may_use_assistant(*, user: object, assistant_id: int | None) -> bool:
+    return assistant_id is not None and assistants_for_staff(user=user).filter(pk=assistant_id).exists()
+
+
 def rooms_managed_by(*, user: object) -> QuerySet[Room]:
     """Rooms whose settings, conversations and usage a staff user may see in the admin, archived ones included:
     every room for superusers and holders of `manage_rooms` (the "Room managers" group), otherwise the rooms the

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import errors
+from . import errors, ratelimits
 from .knowledge import ingest
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import ParseError, file_kind
@@ -299,13 +299,28 @@ def _check_title(title: Any) -> str:
     return title
 
 
+def _check_conversation_rate(user: Any) -> None:
+    """New conversations and renames are broadcast to the whole room: a member may make only so many per window."""
+    limit, window = settings.CHAT_RATE_LIMIT_CONVERSATIONS, settings.CHAT_RATE_LIMIT_SECONDS
+    if not ratelimits.hit(
+        action="conversation", user_id=getattr(user, "pk", 0) or 0, limit=limit, window_seconds=window
+    ):
+        raise errors.RateLimited(
+            f"You are starting or renaming conversations too fast: at most {limit} per {window} seconds. "
+            "Wait a moment and try again."
+        )
+
+
 def conversation_create(*, room: Room, user: Any, title: Any = None) -> Conversation:
     title = _check_title(title) if title not in (None, "") else "New conversation"
+    _check_conversation_rate(user)
     return Conversation.objects.create(room=room, title=title, created_by=user)
 
 
-def conversation_rename(*, conversation: Conversation, title: Any) -> Conversation:
+def conversation_rename(*, conversation: Conversation, title: Any, user: Any = None) -> Conversation:
     conversation.title = _check_title(title)
+    if user is not None:
+        _check_conversation_rate(user)
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
 

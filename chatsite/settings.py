@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +146,10 @@ else:
             "CONFIG": {"capacity": env_int("CHANNEL_CAPACITY", 1000)},
         }
     }
+
+# The cache holds rate-limit counters (assistant_chat/ratelimits.py): shared through Redis when scaled out.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -259,3 +265,29 @@ CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 40)
 CHAT_TURN_LEASE_SECONDS = env_int("CHAT_TURN_LEASE_SECONDS", 30)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])
+
+# --- Browser security (issue 13) ---
+# Hosts whose https images messages may show; every other image in a message becomes a link (no tracking pixels,
+# no requests to the readers' own network). Empty: images from this site only.
+CHAT_IMAGE_HOSTS = env_list("CHAT_IMAGE_HOSTS", [])
+# A Content-Security-Policy on every page (django-csp): scripts, styles, fonts and sockets from this site only,
+# images from this site and CHAT_IMAGE_HOSTS. Inline style attributes stay allowed (Markdown table alignment and
+# the admin use them; they cannot run script), inline scripts do not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", *(f"https://{host}" for host in CHAT_IMAGE_HOSTS)],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Room sockets: how many one member may hold open in one server process, and how many new conversations and
+# renames one member may make per CHAT_RATE_LIMIT_SECONDS (all rooms together).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
+CHAT_RATE_LIMIT_CONVERSATIONS = env_int("CHAT_RATE_LIMIT_CONVERSATIONS", 10)

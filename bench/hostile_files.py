@@ -30,22 +30,24 @@ _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
 def docx_bomb(inflated_bytes: int = 1024**3) -> bytes:
-    """A valid DOCX whose `word/document.xml` inflates to about `inflated_bytes` (one paragraph of one long run
-    of text): ~1 MB on disk for 1 GB inflated."""
-    head = f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{_W}"><w:body><w:p><w:r><w:t>'.encode()
-    tail = b"</w:t></w:r></w:p></w:body></w:document>"
+    """A valid DOCX whose `word/document.xml` inflates to about `inflated_bytes` of short paragraphs (what Word
+    and python-docx read without complaint, unlike one huge text node, which lxml refuses): ~1.5 MB on disk
+    for 1 GB inflated."""
+    head = f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{_W}"><w:body>'.encode()
+    tail = b"</w:body></w:document>"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
         archive.writestr("_rels/.rels", _RELS)
         with archive.open("word/document.xml", "w", force_zip64=True) as part:
             part.write(head)
-            block = b"bomb " * (1024 * 1024 // 5)
-            left = max(0, inflated_bytes - len(head) - len(tail))
+            paragraph = b"<w:p><w:r><w:t>" + b"bomb " * 20 + b"</w:t></w:r></w:p>"
+            per_block = 1024 * 1024 // len(paragraph)
+            left = max(0, inflated_bytes - len(head) - len(tail)) // len(paragraph)  # whole paragraphs only
             while left > 0:
-                piece = block[: min(left, len(block))]
-                part.write(piece)
-                left -= len(piece)
+                count = min(left, per_block)
+                part.write(paragraph * count)
+                left -= count
             part.write(tail)
     return out.getvalue()
 

@@ -102,6 +102,9 @@ class BoundedChannel(http.HTTPChannel):
                 self.refuse(414, target[:64], f"The URL is longer than {_size(self.limits.url_bytes)}")
                 return
             self._in_headers = True
+        elif self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self.refuse(431, self._path, f"The request's headers are larger than {_size(self.totalHeadersSize)}")
+            return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:

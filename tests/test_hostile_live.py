@@ -94,6 +94,11 @@ def test_long_urls_get_414_and_long_headers_431(live_server_any: LiveServer) -> 
         raw_exchange(live_server_any, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
     )
     assert status == 431
+    many = b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 100) for n in range(200))  # 20 KB of short headers
+    status, body = status_and_body(
+        raw_exchange(live_server_any, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n")
+    )
+    assert status == 431 and b"larger than 16 KB" in body
     assert httpx.get(live_server_any.url + "/login/").status_code == 200  # and the server carries on
 
 

@@ -234,3 +234,63 @@ def test_the_viewer_pages_stored_text_and_staff_see_only_their_assistants(live_s
     assert denied.status_code == 403 and "payroll" not in denied.text
     assert clerk.get(count_url, params={"assistant": mine_pk}).json()["names"] == ["book.pdf"]
     assert f">theirs-{suffix}<" not in clerk.get("/admin/assistant_chat/room/add/").text
+
+
+SEED_ROOM = """
+from django.contrib.auth import get_user_model
+from assistant_chat import services
+from assistant_chat.models import Room
+suffix = "{suffix}"
+assistant = services.assistant_create(name="sockets-" + suffix)
+user = get_user_model().objects.create_user("sock-" + suffix, password="pw-sock-" + suffix)
+room = Room.objects.create(name="Sockets", slug="sockets-" + suffix, assistant=assistant)
+room.members.set([user])
+print("SEEDED")
+"""
+
+
+async def test_sockets_origin_cap_rate_limits_and_bad_frames(live_server_any: LiveServer) -> None:
+    import asyncio
+
+    import websockets
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    suffix = uuid.uuid4().hex[:8]
+    live_server_any.manage("shell", "-c", SEED_ROOM.format(suffix=suffix))
+    client = await asyncio.to_thread(log_in, live_server_any, "sock-" + suffix)
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    url = live_server_any.url.replace("http://", "ws://") + f"/ws/rooms/sockets-{suffix}/"
+
+    async def open_socket(origin: str) -> Any:
+        return await websockets.connect(url, additional_headers={"Cookie": cookie}, origin=origin)  # type: ignore[arg-type]
+
+    async def until(socket: Any, kind: str) -> dict[str, Any]:
+        async with asyncio.timeout(20):
+            while True:
+                event = json.loads(await socket.recv())
+                if event["type"] == kind:
+                    return event
+
+    port = urlsplit(live_server_any.url).port
+    for origin in (f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}", "http://evil.example"):
+        with pytest.raises(InvalidStatus):
+            await open_socket(origin)
+    sockets = [await open_socket(live_server_any.url) for _ in range(20)]  # CHAT_MAX_SOCKETS_PER_USER
+    extra = await open_socket(live_server_any.url)
+    refusal = await until(extra, "error")
+    assert refusal["code"] == "too_many_sockets"
+    with pytest.raises(ConnectionClosed) as closed:
+        await extra.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    main = sockets[0]
+    await main.send('{"type": "conversation.create", "title": ' + "[" * 30000 + "]" * 30000 + "}")
+    assert (await until(main, "error"))["message"] == "Frame is nested too deeply."
+    for n in range(10):  # CHAT_RATE_LIMIT_CONVERSATIONS per minute
+        await main.send(json.dumps({"type": "conversation.create", "title": f"T{n}"}))
+        await until(main, "conversation.created")
+    await main.send(json.dumps({"type": "conversation.create", "title": "one more"}))
+    assert (await until(main, "error"))["code"] == "rate_limited"
+    await main.send('{"type": "conversation.rename", "conversation_id": 1, "title": "\\ud800"}')
+    assert "not valid Unicode" in (await until(main, "error"))["message"]
+    for open_one in sockets:
+        await open_one.close()

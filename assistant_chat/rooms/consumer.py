@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .. import errors, selectors, services
 from ..models import Message
-from . import events, turn_runner
+from . import events, limits, turn_runner
 from .fanout import RoomHub, fanout
 
 ERROR_CODES: dict[type[errors.ChatError], str] = {
@@ -47,6 +47,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.room_id, self.room_slug = room.pk, room.slug
         self.user_id: int = self.user.pk  # type: ignore[union-attr]
+        if not await limits.admit(self):  # over the per-member socket cap: told why, then closed
+            return
         await self.accept()
         self.hub = await fanout().join(self.room_id, self)
         # Who is here as last announced; the hub's next presence frame (batched) includes this member. No query:
@@ -55,6 +57,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.hub.greet(self)
 
     async def disconnect(self, code: int) -> None:
+        limits.release(self)
         if self.hub is not None:
             await fanout().leave(self.room_id, self)
             self.hub = None
@@ -132,7 +135,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         conversation = await db(selectors.conversation_get_for_user)(
             user=self.user, conversation_id=frame["conversation_id"], room=room
         )
-        conversation = await db(services.conversation_rename)(conversation=conversation, title=frame["title"])
+        conversation = await db(services.conversation_rename)(
+            conversation=conversation, title=frame["title"], user=self.user
+        )
         event = await db(events.conversation_event)("conversation.renamed", conversation)
         await fanout().publish_event(self.room_id, event)
 

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import errors, services
+from . import errors, selectors, services
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
 from .models import ApiKey, Assistant, Chunk, File, ModelEndpoint, Operation
@@ -35,6 +35,30 @@ class StatusFilterMixin:
         return format_html('<b style="color:{}">{}</b>', colours.get(status, "#57606a"), status)
 
 
+class AssistantScopeMixin:
+    """Staff see and act on the assistants `selectors.assistants_for_staff` gives them, and their files,
+    operations and keys; everything else is absent from their lists and choices."""
+
+    assistant_path = "assistant"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        if selectors.staff_uses_every_assistant(user=request.user):
+            return queryset
+        allowed = selectors.assistants_for_staff(user=request.user).values("pk")
+        return queryset.filter(**{f"{self.assistant_path}__in": allowed})
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "assistant":
+            kwargs["queryset"] = selectors.assistants_for_staff(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "assistants":
+            kwargs["queryset"] = selectors.assistants_for_staff(user=request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+
 class FileInline(admin.TabularInline):
     model = File
     extra = 0
@@ -52,15 +76,22 @@ class FileInline(admin.TabularInline):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin, StatusFilterMixin):
+class AssistantAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
+    assistant_path = "pk"
     list_display = ("name", "status_display", "file_count", "region", "updated_at")
     search_fields = ("name", "instructions")
     list_filter = ("status", "region")
     readonly_fields = ("status", "created_at", "updated_at")
+    filter_horizontal = ("room_staff", "room_staff_groups")
     inlines = [FileInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Assistant]:
         return super().get_queryset(request).annotate(_files=Count("files"))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not selectors.staff_uses_every_assistant(user=request.user):
+            form.instance.room_staff.add(request.user)  # whoever creates an assistant may use it
 
     @admin.display(description="status", ordering="status")
     def status_display(self, assistant: Assistant) -> SafeString:
@@ -129,7 +160,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(File)
-class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
+class FileAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
     form = FileUploadForm
     list_display = (
         "name",
@@ -141,7 +172,7 @@ class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
         "metadata_display",
         "updated_on",
     )
-    list_filter = ("status", "kind", "assistant")
+    list_filter = ("status", "kind", ("assistant", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "file_id")
     list_select_related = ("assistant",)
     readonly_fields = (
@@ -242,7 +273,7 @@ class FileAdmin(admin.ModelAdmin, StatusFilterMixin):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(AssistantScopeMixin, admin.ModelAdmin):
     list_display = (
         "operation_id",
         "assistant",
@@ -252,7 +283,7 @@ class OperationAdmin(admin.ModelAdmin):
         "percent_complete",
         "created_on",
     )
-    list_filter = ("operation_type", "status", "assistant")
+    list_filter = ("operation_type", "status", ("assistant", admin.RelatedOnlyFieldListFilter))
     readonly_fields = [f.name for f in Operation._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -263,13 +294,24 @@ class OperationAdmin(admin.ModelAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
+    # Set by ApiKeyAdmin for staff limited to some assistants: they may not issue a key for every assistant.
+    requires_scope = False
+
     class Meta:
         model = ApiKey
         fields = ("name", "assistants", "revoked")
 
+    def clean_assistants(self) -> Any:
+        assistants = self.cleaned_data.get("assistants")
+        if self.requires_scope and not assistants:
+            raise forms.ValidationError(
+                "Choose the assistants this key may use: a key for every assistant needs a superuser or a room manager."
+            )
+        return assistants
+
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AssistantScopeMixin, admin.ModelAdmin):
     form = ApiKeyForm
     list_display = ("name", "prefix", "scope", "created_at", "last_used_at", "revoked")
     list_filter = ("revoked",)
@@ -282,7 +324,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return ", ".join(names) if names else "all (may create assistants)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
-        return super().get_queryset(request).prefetch_related("assistants")
+        queryset = admin.ModelAdmin.get_queryset(self, request).prefetch_related("assistants")
+        if selectors.staff_uses_every_assistant(user=request.user):
+            return queryset
+        # Keys scoped only to assistants this user may use (an unrestricted key reaches every assistant).
+        outside = ApiKey.assistants.through.objects.exclude(
+            assistant__in=selectors.assistants_for_staff(user=request.user)
+        ).values("apikey_id")
+        return queryset.filter(assistants__isnull=False).exclude(pk__in=outside).distinct()
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        form.requires_scope = not selectors.staff_uses_every_assistant(user=request.user)  # type: ignore[attr-defined]
+        return form
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
         if change:

@@ -69,6 +69,19 @@ class Assistant(models.Model):
         help_text="Leave empty for an assistant whose files live here. Set to the name of an assistant on a remote "
         "Pinecone (PINECONE_ASSISTANT_HOST, PINECONE_API_KEY) to answer through that assistant instead.",
     )
+    room_staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="usable_assistants",
+        help_text="Staff who may put this assistant in rooms and manage its files in the admin. Superusers and "
+        "Room managers may use every assistant.",
+    )
+    room_staff_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="usable_assistants",
+        help_text="Every staff user in these groups may use this assistant, as under Room staff.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(
@@ -164,6 +177,25 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_id}#{self.ordinal}"
+
+
+class FilePage(models.Model):
+    """A file's text as ingestion extracted it, in order, for the file viewer (which never re-parses the upload).
+    A page longer than a segment is stored as several rows with the same page number."""
+
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="pages")
+    ordinal = models.PositiveIntegerField(help_text="Position of this segment in the file, from 0.")
+    number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1-based page number for PDF and DOCX; empty for text formats."
+    )
+    text = models.TextField(help_text="The segment's text (at most FILE_PAGE_SEGMENT_CHARS characters).")
+
+    class Meta:
+        ordering = ["file_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="file_page_ordinal_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id} page {self.number or '-'} #{self.ordinal}"
 
 
 class Operation(models.Model):

@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+from markdown_it.utils import OptionsDict
 
 CITATION_RE = re.compile(r"\[(\d{1,3})(?:, pp?\. (\d{1,5}(?:, \d{1,5})*))?\]")
 
@@ -96,21 +100,62 @@ def _text(content: str) -> Token:
     return token
 
 
+def image_allowed(src: str, hosts: frozenset[str]) -> bool:
+    """Whether a message may show the image at `src`: this site's own (a relative URL) or an https image on a
+    host staff allowed (CHAT_IMAGE_HOSTS). Anything else would let a message make every reader's browser fetch a
+    URL of the writer's choosing (a tracking pixel, an address on the readers' network)."""
+    try:
+        parts = urlsplit(src.strip())
+    except ValueError:
+        return False
+    if not parts.scheme and not parts.netloc:
+        return not src.strip().startswith(("//", "\\"))
+    return parts.scheme == "https" and (parts.hostname or "") in hosts
+
+
+def _image_rule(renderer: RendererHTML, tokens: list[Token], idx: int, options: OptionsDict, env: dict) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    if image_allowed(src, env["image_hosts"]):
+        return renderer.image(tokens, idx, options, env)
+    # Not loaded: a link the reader may choose to follow, named by its alt text.
+    alt = renderer.renderInlineAsText(token.children or [], options, env) or "image"
+    return f'<a href="{escapeHtml(src)}">{escapeHtml("image: " + alt)}</a>'
+
+
 _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 _parser.core.ruler.after("text_join", "citations", _citation_rule)
+_parser.add_render_rule("image", _image_rule)
 
 
-def render_markdown(text: str, linker: CitationLinker | None = None) -> str:
-    """Sanitized HTML for a Markdown message; citations link through `linker` when given."""
-    html = _parser.render(text, {"citation_linker": linker} if linker else {})
+def configured_image_hosts() -> frozenset[str]:
+    from django.conf import settings
+
+    return frozenset(host.lower() for host in settings.CHAT_IMAGE_HOSTS)
+
+
+def render_markdown(text: str, linker: CitationLinker | None = None, image_hosts: frozenset[str] | None = None) -> str:
+    """Sanitized HTML for a Markdown message; citations link through `linker` when given; images load only from
+    this site or `image_hosts` (CHAT_IMAGE_HOSTS when not given), other images become links."""
+    hosts = configured_image_hosts() if image_hosts is None else image_hosts
+    env: dict = {"image_hosts": hosts}
+    if linker:
+        env["citation_linker"] = linker
+
+    def keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src" and not image_allowed(value, hosts):
+            return None  # the sanitizer's own check, should anything but the image rule produce an <img>
+        return value
+
     return nh3.clean(
-        html,
+        _parser.render(text, env),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         allowed_classes=ALLOWED_CLASSES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},
+        attribute_filter=keep_attribute,
     )
 
 

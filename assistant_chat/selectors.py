@@ -470,24 +470,98 @@ def message_max_chars() -> int:
 class FilePage:
     number: int | None
     text: str
+    first: bool = True  # the first segment of its page (where the page's anchor goes)
 
 
-def file_pages(*, file: File) -> list[FilePage]:
-    """The file's text page by page, parsed from the stored upload (what the viewer shows and citations name)."""
-    from .knowledge.parsers import ParseError, parse_document
-    from .models import FileBlob
+@dataclass(frozen=True)
+class FileView:
+    """One window of a file's text for the viewer: at most `VIEWER_SEGMENTS_PER_VIEW` stored segments."""
 
-    blob = FileBlob.objects.filter(file=file).first()
-    if blob is None:
-        return []
-    try:
-        document = parse_document(file.name, bytes(blob.data))
-    except ParseError:
-        return []
-    return [FilePage(page.number, page.text) for page in document.pages]
+    pages: list[FilePage]
+    part: int  # this window, from 0
+    parts: int  # how many windows the file has
+    page_count: int  # distinct page numbers in the file (0 for unpaged formats)
+    from_chunks: bool  # the file was ingested before pages were stored: its chunks are shown instead
+
+
+VIEWER_SEGMENTS_PER_VIEW = 20
+
+
+def file_view(*, file: File, page: int | None = None, part: int | None = None) -> FileView:
+    """The window of `file`'s stored text that holds `page` (or window `part`, or the first): what ingestion
+    stored, never the upload parsed again, and never more than a window at a time."""
+    from django.db.models import Count
+
+    from .models import Chunk
+    from .models import FilePage as StoredPage
+
+    size = VIEWER_SEGMENTS_PER_VIEW
+    segments = StoredPage.objects.filter(file=file)
+    stats = segments.aggregate(n=Count("id"), pages=Count("number", distinct=True))
+    total, from_chunks = stats["n"], False
+    if total == 0:  # ingested before viewer pages were stored: its chunks (which overlap a little) stand in
+        from_chunks = True
+        total = Chunk.objects.filter(file=file).count()
+    parts = max(1, -(-total // size))
+    if part is None and page:
+        if from_chunks:
+            at = next(
+                (
+                    c.ordinal
+                    for c in Chunk.objects.filter(file=file).only("ordinal", "pages")
+                    if page in (c.pages or [])
+                ),
+                0,
+            )
+        else:
+            found = segments.filter(number__gte=page).order_by("ordinal").values_list("ordinal", flat=True).first()
+            at = found or 0
+        part = at // size
+    part = min(max(part or 0, 0), parts - 1)
+    window = slice(part * size, (part + 1) * size)
+    if from_chunks:
+        rows = [
+            FilePage((chunk.pages or [None])[0], chunk.text)
+            for chunk in Chunk.objects.filter(file=file).order_by("ordinal")[window]
+        ]
+    else:
+        seen: set[int | None] = set()
+        if part:  # a page continued from the previous window is not a first segment
+            before = segments.filter(ordinal__lt=part * size).order_by("-ordinal").values_list("number", flat=True)
+            seen.add(before.first())
+        rows = []
+        for stored in segments.order_by("ordinal")[window]:
+            rows.append(FilePage(stored.number, stored.text, first=stored.number not in seen))
+            seen.add(stored.number)
+    return FileView(
+        pages=rows, part=part, parts=parts, page_count=0 if from_chunks else stats["pages"], from_chunks=from_chunks
+    )
 
 
 # --- staff review (admin) -------------------------------------------------------------------------------------------
+
+
+def staff_uses_every_assistant(*, user: object) -> bool:
+    """Superusers and room managers (`manage_rooms`) may use every assistant in the admin."""
+    if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return False
+    return bool(getattr(user, "is_superuser", False) or user.has_perm("assistant_chat.manage_rooms"))  # type: ignore[attr-defined]
+
+
+def assistants_for_staff(*, user: object) -> QuerySet[Assistant]:
+    """The assistants a staff user may put in rooms, see the files of in the admin, count filters over and scope
+    API keys to: every one for superusers and room managers, otherwise those whose *room staff* (or room staff
+    groups) include the user. Non-staff users get none."""
+    if user is None or not getattr(user, "is_active", False) or not getattr(user, "is_staff", False):
+        return Assistant.objects.none()
+    if staff_uses_every_assistant(user=user):
+        return Assistant.objects.all()
+    granted = Assistant.objects.filter(Q(room_staff=user) | Q(room_staff_groups__user=user)).values("pk")
+    return Assistant.objects.filter(pk__in=granted)
+
+
+def staff_may_use_assistant(*, user: object, assistant_id: int | None) -> bool:
+    return assistant_id is not None and assistants_for_staff(user=user).filter(pk=assistant_id).exists()
 
 
 def rooms_managed_by(*, user: object) -> QuerySet[Room]:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import errors
+from . import errors, ratelimits
 from .knowledge import ingest
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import ParseError, file_kind
@@ -31,6 +31,7 @@ from .models import (
     Conversation,
     File,
     FileBlob,
+    FilePage,
     Message,
     Operation,
     Room,
@@ -40,6 +41,7 @@ from .models import (
 INSTRUCTIONS_MAX_BYTES = 16 * 1024
 ASSISTANT_METADATA_MAX_BYTES = 16 * 1024
 API_KEY_PREFIX = "pcl_"
+FILE_NAME_MAX_CHARS = File._meta.get_field("name").max_length or 255
 
 _UNSET: Any = object()
 
@@ -132,6 +134,10 @@ def file_check_upload(name: Any, data: bytes) -> str:
     """Refuse an upload by name and size before anything is stored; returns the file kind."""
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidArgument("The upload has no file name; the type is read from its extension")
+    if len(name) > FILE_NAME_MAX_CHARS:
+        raise errors.InvalidArgument(
+            f"The file name is {len(name)} characters long; at most {FILE_NAME_MAX_CHARS} are allowed"
+        )
     try:
         kind = file_kind(name)
     except ParseError as exc:
@@ -221,6 +227,7 @@ def file_delete(*, file: File) -> Operation:
     now = timezone.now()
     with transaction.atomic():
         Chunk.objects.filter(file=file).delete()
+        FilePage.objects.filter(file=file).delete()
         FileBlob.objects.filter(file=file).delete()
         Operation.objects.filter(
             assistant_id=file.assistant_id, file_id=file.file_id, status=Operation.Status.PROCESSING
@@ -292,13 +299,28 @@ def _check_title(title: Any) -> str:
     return title
 
 
+def _check_conversation_rate(user: Any) -> None:
+    """New conversations and renames are broadcast to the whole room: a member may make only so many per window."""
+    limit, window = settings.CHAT_RATE_LIMIT_CONVERSATIONS, settings.CHAT_RATE_LIMIT_SECONDS
+    if not ratelimits.hit(
+        action="conversation", user_id=getattr(user, "pk", 0) or 0, limit=limit, window_seconds=window
+    ):
+        raise errors.RateLimited(
+            f"You are starting or renaming conversations too fast: at most {limit} per {window} seconds. "
+            "Wait a moment and try again."
+        )
+
+
 def conversation_create(*, room: Room, user: Any, title: Any = None) -> Conversation:
     title = _check_title(title) if title not in (None, "") else "New conversation"
+    _check_conversation_rate(user)
     return Conversation.objects.create(room=room, title=title, created_by=user)
 
 
-def conversation_rename(*, conversation: Conversation, title: Any) -> Conversation:
+def conversation_rename(*, conversation: Conversation, title: Any, user: Any = None) -> Conversation:
     conversation.title = _check_title(title)
+    if user is not None:
+        _check_conversation_rate(user)
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
 

@@ -96,12 +96,14 @@ def room_file(request: HttpRequest, slug: str, file_id: str) -> HttpResponse:
         file = selectors.room_file_get_for_user(user=request.user, room=room, file_id=file_id)
     except errors.NotFound:
         raise Http404("File not found") from None
-    pages = selectors.file_pages(file=file)
-    try:
-        page = int(request.GET.get("page", "0"))
-    except ValueError:
-        page = 0
-    return render(request, "assistant_chat/file.html", {"room": room, "file": file, "pages": pages, "page": page})
+    page, part = _int_param(request, "page"), _int_param(request, "part")
+    view = selectors.file_view(file=file, page=page, part=part)
+    return render(request, "assistant_chat/file.html", {"room": room, "file": file, "view": view, "page": page})
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
 def _export(request: HttpRequest, slug: str, conversation_id: int, fmt: str) -> HttpResponse:

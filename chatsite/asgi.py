@@ -1,7 +1,8 @@
 """ASGI entry point: Daphne serves HTTP (Django) and the room websockets (Channels).
 
-Room sockets need a signed-in session (AuthMiddlewareStack) and an Origin that is one of this site's hosts
-(ALLOWED_HOSTS) or CHAT_ALLOWED_ORIGINS, so another site cannot open a socket with a member's cookies.
+Room sockets need a signed-in session (AuthMiddlewareStack) and an Origin that is exactly this site's own
+(scheme, host and port, the host in ALLOWED_HOSTS) or one of CHAT_ALLOWED_ORIGINS (rooms/limits.py), so another
+site cannot open a socket with a member's cookies. chatsite/server.py serves this application with request limits.
 """
 
 import os
@@ -10,20 +11,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
 from assistant_chat.api.asgi_chat import chat_fast_path  # noqa: E402
+from assistant_chat.rooms.limits import ExactOriginValidator  # noqa: E402
 from assistant_chat.rooms.routing import websocket_urlpatterns  # noqa: E402
 from assistant_chat.rooms.turn_runner import install_shutdown_drain  # noqa: E402
 
 
 def websocket_app():  # type: ignore[no-untyped-def]
-    origins = [*settings.ALLOWED_HOSTS, *settings.CHAT_ALLOWED_ORIGINS]
-    return OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), origins)
+    return ExactOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 
 application = ProtocolTypeRouter({"http": chat_fast_path(django_asgi_app), "websocket": websocket_app()})

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -155,6 +157,10 @@ else:
         }
     }
 
+# The cache holds rate-limit counters (assistant_chat/ratelimits.py): shared through Redis when scaled out.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -189,13 +195,31 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Uploads: the API accepts files up to FILE_MAX_BYTES; Django must not refuse the multipart body first.
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 10 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Request limits (enforced by chatsite/server.py as a request arrives, before Django reads the body) ---
+# Any body but an upload (JSON API calls, forms); Django's own limit matches it for what reaches Django another way.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+# An upload's body may be FILE_MAX_BYTES plus this much for the form around the file (metadata, boundaries).
+REQUEST_UPLOAD_OVERHEAD_BYTES = env_int("REQUEST_UPLOAD_OVERHEAD_BYTES", 64 * 1024)
+# The longest request target (path and query string); longer ones get 414.
+REQUEST_MAX_URL_BYTES = env_int("REQUEST_MAX_URL_BYTES", 8 * 1024)
+# After a refusal, what the client still sends is read and dropped for at most this long, so it reads the answer.
+REQUEST_LINGER_SECONDS = env_float("REQUEST_LINGER_SECONDS", 5.0)
 
 # Ingestion runs on worker threads off the request path; an upload waits at most this long for a small file
 # to finish so that clients see `Available` at once instead of polling.
 INGEST_WORKERS = env_int("INGEST_WORKERS", 2)
 INGEST_UPLOAD_WAIT_SECONDS = env_float("INGEST_UPLOAD_WAIT_SECONDS", 2.0)
+# Untrusted files are parsed in a child process under these limits (assistant_chat/knowledge/sandbox.py); a file
+# over one ends ProcessingFailed with a message naming the setting.
+PARSE_TIMEOUT_SECONDS = env_float("PARSE_TIMEOUT_SECONDS", 60.0)  # wall clock, and the CPU-time limit
+PARSE_MAX_MEMORY_BYTES = env_int("PARSE_MAX_MEMORY_BYTES", 1024 * 1024 * 1024)  # the parser's address space
+PARSE_MAX_PAGES = env_int("PARSE_MAX_PAGES", 2000)
+PARSE_MAX_TEXT_CHARS = env_int("PARSE_MAX_TEXT_CHARS", 10_000_000)
+PARSE_MAX_UNPACKED_BYTES = env_int("PARSE_MAX_UNPACKED_BYTES", 100 * 1024 * 1024)  # a DOCX's zip, inflated
+PARSE_MAX_COMPRESSION_RATIO = env_int("PARSE_MAX_COMPRESSION_RATIO", 100)  # per zip part over 1 MB
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 256)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32)
 
@@ -258,3 +282,29 @@ CHAT_TURN_SAVE_RETRY_SECONDS = env_float("CHAT_TURN_SAVE_RETRY_SECONDS", 120.0)
 CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 10.0)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])
+
+# --- Browser security (issue 13) ---
+# Hosts whose https images messages may show; every other image in a message becomes a link (no tracking pixels,
+# no requests to the readers' own network). Empty: images from this site only.
+CHAT_IMAGE_HOSTS = env_list("CHAT_IMAGE_HOSTS", [])
+# A Content-Security-Policy on every page (django-csp): scripts, styles, fonts and sockets from this site only,
+# images from this site and CHAT_IMAGE_HOSTS. Inline style attributes stay allowed (Markdown table alignment and
+# the admin use them; they cannot run script), inline scripts do not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", *(f"https://{host}" for host in CHAT_IMAGE_HOSTS)],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Room sockets: how many one member may hold open in one server process, and how many new conversations and
+# renames one member may make per CHAT_RATE_LIMIT_SECONDS (all rooms together).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
+CHAT_RATE_LIMIT_CONVERSATIONS = env_int("CHAT_RATE_LIMIT_CONVERSATIONS", 10)

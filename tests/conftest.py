@@ -34,6 +34,14 @@ def live_server_any(request: pytest.FixtureRequest) -> servers.LiveServer:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Rate-limit counters live in the cache, keyed by user id; ids repeat from test to test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_storage(settings) -> None:
     """Pages render without a collectstatic manifest in tests (the live servers set STATIC_MANIFEST=false)."""
     settings.STORAGES = {

@@ -47,9 +47,10 @@ INLINE_MIDDLEWARE = {
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 }
 # Middleware with nothing to do for these views: sessions, users, messages and CSRF serve the site's pages (the
-# views are csrf_exempt and authenticate by API key), WhiteNoise serves only STATIC_URL.
+# views are csrf_exempt and authenticate by API key), WhiteNoise serves only STATIC_URL, CSP protects pages.
 INERT_MIDDLEWARE = {
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",  # a policy for HTML pages; these views answer JSON and event streams
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -11,7 +11,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.http import require_GET
 
 from .. import errors, selectors, services
@@ -36,15 +38,7 @@ def _read_upload(request: HttpRequest) -> tuple[str, bytes, object, bool]:
         raise errors.PayloadTooLarge(
             f"The upload is {declared / 1048576:.1f} MB; the largest file accepted is {limit / 1048576:.1f} MB"
         )
-    form: Any
-    files: Any
-    if request.method == "POST":
-        form, files = request.POST, request.FILES
-    elif request.content_type == "multipart/form-data":
-        # Django parses multipart bodies for POST only; an upsert (PUT) carries the same form.
-        form, files = request.parse_file_upload(request.META, request)
-    else:
-        form, files = request.POST, request.FILES
+    form, files = _parse_form(request)
     upload = files.get("file")
     if upload is None:
         raise errors.InvalidArgument('The request must be multipart/form-data with the file in a part named "file"')
@@ -53,6 +47,25 @@ def _read_upload(request: HttpRequest) -> tuple[str, bytes, object, bool]:
         metadata = request.GET.get("metadata")
     multimodal = (request.GET.get("multimodal") or "false").lower() == "true"
     return upload.name or "", upload.read(), metadata, multimodal
+
+
+def _parse_form(request: HttpRequest) -> tuple[Any, Any]:
+    """The multipart form, parsed by Django (streaming files to disk); a malformed form is the caller's error."""
+    if request.content_type == "multipart/form-data" and not (request.content_params or {}).get("boundary"):
+        raise errors.InvalidArgument(
+            "The multipart/form-data Content-Type has no boundary; let your HTTP client build the form"
+        )
+    try:
+        if request.method == "POST":
+            return request.POST, request.FILES
+        if request.content_type == "multipart/form-data":
+            # Django parses multipart bodies for POST only; an upsert (PUT) carries the same form.
+            return request.parse_file_upload(request.META, request)
+        return request.POST, request.FILES
+    except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent) as exc:
+        raise errors.InvalidArgument(f"The multipart form could not be read: {exc}") from None
+    except RequestDataTooBig:
+        raise errors.PayloadTooLarge("The form's fields are too large") from None
 
 
 def _store(request: HttpRequest, key: ApiKey, name: str, file_id: str | None) -> HttpResponse:

@@ -72,9 +72,49 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidArgument(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:  # thousands of nested brackets: Python's parser gives up before any limit of ours
+        raise errors.InvalidArgument(
+            f"The request body is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects"
+        ) from None
     if not isinstance(body, dict):
         raise errors.InvalidArgument("The request body must be a JSON object")
+    check_json_value(body, "The request body")
     return body
+
+
+# Deeper than any request of the API needs (a filter of nested $and/$or included), shallow enough that code
+# walking a body recursively never meets Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+
+def check_json_value(value: Any, what: str) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and text that cannot be stored (a lone surrogate such as "\ud800",
+    which JSON escapes allow but UTF-8 does not), walking the value without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise errors.InvalidArgument(
+                    f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects"
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_text(key, what)
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_text(item, what)
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise errors.InvalidArgument(
+            f"{what} has text that is not valid Unicode (a lone surrogate at character {exc.start})"
+        ) from None
 
 
 def query_int(request: HttpRequest, name: str, *, low: int, high: int) -> int | None:

@@ -1,8 +1,9 @@
 """Ingestion: turns a stored upload into indexed chunks, off the request path.
 
 Called by `services` (upload, upsert, reprocess) through `enqueue`, and by the `ingest_files` command directly
-through `process_file`. It parses (parsers.py), chunks (chunking.py) and swaps the file's chunks in one
-transaction, so a file is searchable either with its old content or its new one, never half of each.
+through `process_file`. It parses (parsers.py, in a child process with resource limits: sandbox.py), chunks
+(chunking.py) and swaps the file's chunks and viewer pages (pages.py) in one transaction, so a file is searchable
+either with its old content or its new one, never half of each.
 Progress is written to `File.percent_done` as it goes. It imports nothing from the API, the views or providers.
 """
 
@@ -21,7 +22,9 @@ from django.utils import timezone
 
 from ..models import Chunk, File, FileBlob, Operation
 from .chunking import chunk_document
-from .parsers import ParseError, parse_document
+from .pages import file_pages_replace
+from .parsers import ParseError
+from .sandbox import parse_contained
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,8 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
     data = bytes(FileBlob.objects.values_list("data", flat=True).get(file_id=file_pk))
     reporter = _ProgressWriter(file, progress)
     try:
-        document = parse_document(file.name, data, progress=lambda fraction: reporter(fraction * 0.7))
+        # In a child process with resource limits: a hostile file fails with a reason, it cannot exhaust this one.
+        document = parse_contained(file.name, data, progress=lambda fraction: reporter(fraction * 0.7))
         drafts = chunk_document(
             document, max_tokens=settings.CHUNK_MAX_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
         )
@@ -110,6 +114,7 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
             ],
             batch_size=500,
         )
+        file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
         _mark_done(file_pk, File.Status.AVAILABLE, "")
     if progress:
         progress(1.0)
@@ -122,6 +127,7 @@ def _finish(file_pk: int, status: str, error: str, progress: Callable[[float], N
         if current is None or current.status == File.Status.DELETING:
             return File.Status.DELETING
         Chunk.objects.filter(file_id=file_pk).delete()
+        file_pages_replace(file_id=file_pk, document=None)
         _mark_done(file_pk, status, error)
     if progress:
         progress(1.0)

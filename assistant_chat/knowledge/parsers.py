@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "Page",
     "ParseError",
+    "ParseLimits",
     "ParsedDocument",
     "file_kind",
     "parse_document",
@@ -64,6 +66,48 @@ class ParsedDocument:
 ProgressCallback = Callable[[float], None]
 
 
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what one untrusted file may cost to parse. Each message that refuses a file names the setting
+    that raises the bound (settings.py reads them from the environment; `knowledge.sandbox` enforces time and
+    memory, which only a separate process can)."""
+
+    max_pages: int = 2000  # PARSE_MAX_PAGES
+    max_text_chars: int = 10_000_000  # PARSE_MAX_TEXT_CHARS
+    max_unpacked_bytes: int = 100 * 1024 * 1024  # PARSE_MAX_UNPACKED_BYTES: a DOCX's zip members, inflated
+    max_compression_ratio: int = 100  # PARSE_MAX_COMPRESSION_RATIO: per zip member over 1 MB inflated
+    max_zip_members: int = 10_000
+
+
+_NO_LIMITS = ParseLimits(
+    max_pages=10**9,
+    max_text_chars=10**12,
+    max_unpacked_bytes=10**15,
+    max_compression_ratio=10**9,
+    max_zip_members=10**9,
+)
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1048576:,.1f} MB"
+
+
+class _TextBudget:
+    """Counts extracted characters against `max_text_chars`, refusing the file as soon as it passes."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self.limit = limits.max_text_chars
+        self.used = 0
+
+    def take(self, text: str) -> str:
+        self.used += len(text)
+        if self.used > self.limit:
+            raise ParseError(
+                f"The file holds more than {self.limit:,} characters of text, the limit (PARSE_MAX_TEXT_CHARS)"
+            )
+        return text
+
+
 def file_kind(filename: str) -> str:
     """Return the kind for ``filename``'s extension (case-insensitive)."""
     # Only the last suffix counts: "report.pdf.exe" is an .exe.
@@ -82,23 +126,28 @@ def parse_document(
     filename: str,
     data: bytes,
     progress: ProgressCallback | None = None,
+    limits: ParseLimits | None = None,
 ) -> ParsedDocument:
     """Parse ``data`` according to ``filename``'s extension.
 
     ``progress`` receives fractions in (0, 1]: once per page for PDFs, once
-    (1.0) for the other formats. Raises :class:`ParseError` on any failure.
+    (1.0) for the other formats. Raises :class:`ParseError` on any failure,
+    including a file over one of ``limits`` (none when not given: callers with
+    untrusted files go through ``knowledge.sandbox.parse_contained``).
     """
     kind = file_kind(filename)
     if not data:
         raise ParseError("The file is empty")
+    limits = limits or _NO_LIMITS
+    budget = _TextBudget(limits)
 
     if kind == "pdf":
-        pages = _parse_pdf(data, progress)
+        pages = _parse_pdf(data, progress, limits, budget)
     elif kind == "doc_x":
-        pages = _parse_docx(data)
+        pages = _parse_docx(data, limits, budget)
     else:
         decoded = _decode_utf8(data)
-        text = normalize_text(decoded)
+        text = budget.take(normalize_text(decoded))
         if not text.strip():
             raise ParseError("The file is empty")
         if kind == "json":
@@ -175,7 +224,7 @@ def _short_reason(exc: BaseException) -> str:
 # --------------------------------------------------------------------------
 
 
-def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
+def _parse_pdf(data: bytes, progress: ProgressCallback | None, limits: ParseLimits, budget: _TextBudget) -> list[Page]:
     # Imported lazily: pypdf is only needed for PDFs and is slow-ish to import.
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError
@@ -201,11 +250,15 @@ def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
         raise
     except FileNotDecryptedError as exc:
         raise ParseError("The PDF is encrypted") from exc
+    except MemoryError:
+        raise
     except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, ...)
         raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
 
     if total == 0:
         raise ParseError("The PDF is corrupt or not a PDF: it has no pages")
+    if total > limits.max_pages:
+        raise ParseError(f"The PDF has {total:,} pages; the limit is {limits.max_pages:,} pages (PARSE_MAX_PAGES)")
 
     pages: list[Page] = []
     for index in range(total):
@@ -213,9 +266,11 @@ def _parse_pdf(data: bytes, progress: ProgressCallback | None) -> list[Page]:
             raw = page_objects[index].extract_text() or ""
         except FileNotDecryptedError as exc:
             raise ParseError("The PDF is encrypted") from exc
+        except MemoryError:
+            raise
         except Exception as exc:  # a broken content stream is a corrupt PDF
             raise ParseError(f"The PDF is corrupt or not a PDF: {_short_reason(exc)}") from exc
-        text = normalize_text(raw)
+        text = budget.take(normalize_text(raw))
         # Keep the true page number even if earlier pages were blank so
         # citations point at the page a reader would open.
         if text.strip():
@@ -250,14 +305,15 @@ _PAGE_BREAK = object()  # sentinel yielded in place of text for a page break
 class _PageBuilder:
     """Accumulates paragraphs and cuts pages at explicit page breaks."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: _TextBudget | None = None) -> None:
         self.number = 1
         self.paragraphs: list[str] = []
         self.pages: list[Page] = []
+        self.budget = budget
 
     def add(self, paragraph: str) -> None:
         if paragraph.strip():
-            self.paragraphs.append(paragraph)
+            self.paragraphs.append(self.budget.take(paragraph) if self.budget else paragraph)
 
     def has_content(self) -> bool:
         return bool(self.paragraphs)
@@ -278,22 +334,55 @@ class _PageBuilder:
         self.paragraphs = []
 
 
-def _parse_docx(data: bytes) -> list[Page]:
+def _check_zip(data: bytes, limits: ParseLimits) -> None:
+    """Refuse a decompression bomb before anything inflates it: the members' declared sizes bound what zipfile
+    will ever inflate (it stops at the declared size and fails the CRC past it)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
+    if len(members) > limits.max_zip_members:
+        raise ParseError(f"The DOCX file has {len(members):,} parts; the limit is {limits.max_zip_members:,}")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > limits.max_unpacked_bytes:
+        raise ParseError(
+            f"The DOCX file unpacks to {_mb(unpacked)}, over the limit of {_mb(limits.max_unpacked_bytes)} "
+            "(PARSE_MAX_UNPACKED_BYTES)"
+        )
+    for member in members:
+        if member.file_size > 1024 * 1024:
+            ratio = member.file_size / max(member.compress_size, 1)
+            if ratio > limits.max_compression_ratio:
+                raise ParseError(
+                    f"The DOCX part {member.filename[:80]} is compressed {ratio:,.0f} to 1, over the limit of "
+                    f"{limits.max_compression_ratio:,} to 1 (PARSE_MAX_COMPRESSION_RATIO): a decompression bomb"
+                )
+
+
+def _parse_docx(data: bytes, limits: ParseLimits, budget: _TextBudget) -> list[Page]:
     # Lazy import for the same reason as pypdf.
     import docx
 
+    _check_zip(data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
         body = document.element.body
         styles_break = _styles_with_page_break_before(document)
+    except MemoryError:
+        raise  # a limit, not a corrupt file (the sandbox reports it)
     except Exception as exc:  # BadZipFile, KeyError for missing parts, XMLSyntaxError, ...
         raise ParseError("The DOCX file is corrupt or not a DOCX document") from exc
 
-    builder = _PageBuilder()
+    builder = _PageBuilder(budget)
     _walk_blocks(body, builder, styles_break)
     pages = builder.finish()
     if not pages:
         raise ParseError("The DOCX document contains no text")
+    if len(pages) > limits.max_pages:
+        raise ParseError(
+            f"The DOCX document has {len(pages):,} pages; the limit is {limits.max_pages:,} pages (PARSE_MAX_PAGES)"
+        )
     return pages
 
 

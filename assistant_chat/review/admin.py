@@ -129,9 +129,10 @@ class RoomForm(forms.ModelForm):
         if self.registry.default_id() in ignores:
             ignores.append("")
         self.fields["model"].widget.attrs["data-ignores-temperature"] = json.dumps(ignores)
-        self.fields["metadata_filter"].widget.attrs["data-count-url"] = reverse(
-            "admin:assistant_chat_room_filter_count"
-        )
+        if "metadata_filter" in self.fields:  # read-only for staff who may not use the room's assistant
+            self.fields["metadata_filter"].widget.attrs["data-count-url"] = reverse(
+                "admin:assistant_chat_room_filter_count"
+            )
 
     def clean_model(self) -> str:
         value = self.cleaned_data.get("model") or ""
@@ -239,7 +240,7 @@ class RoomAdmin(ManagedRoomsMixin, admin.ModelAdmin):
         "archived",
         "links",
     )
-    list_filter = ("archived", "reply_mode", "assistant")
+    list_filter = ("archived", "reply_mode", ("assistant", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("assistant",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -271,10 +272,32 @@ class RoomAdmin(ManagedRoomsMixin, admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) and self.may_manage(request, obj)
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "assistant":  # only assistants this staff user may use (selectors.assistants_for_staff)
+            kwargs["queryset"] = selectors.assistants_for_staff(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and not selectors.staff_may_use_assistant(user=request.user, assistant_id=obj.assistant_id):
+            # A member of a room on an assistant they may not use keeps its assistant and filter: widening the
+            # filter would open that assistant's other files to them.
+            return (*readonly, "assistant", "metadata_filter", "matching_files_withheld")
+        return readonly
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:  # nothing to show yet in the history section
             return tuple(fs for fs in self.fieldsets if fs[0] != "History")
+        if not selectors.staff_may_use_assistant(user=request.user, assistant_id=obj.assistant_id):
+            return tuple(
+                (name, {**options, "fields": tuple(_withheld(f) for f in options["fields"])})
+                for name, options in self.fieldsets
+            )
         return self.fieldsets
+
+    @admin.display(description="files the filter lets answers use")
+    def matching_files_withheld(self, room: Room) -> str:
+        return "Shown to staff who may use this room's assistant."
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -290,7 +313,22 @@ class RoomAdmin(ManagedRoomsMixin, admin.ModelAdmin):
         """How many of an assistant's files a filter (as typed, not yet saved) matches: the form's live count."""
         if not (self.has_view_or_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
-        assistant = Assistant.objects.filter(pk=request.GET.get("assistant") or 0).first()
+        wanted = request.GET.get("assistant") or ""
+        # Only assistants the caller may use: another's file names and metadata are not theirs to probe.
+        assistant = (
+            selectors.assistants_for_staff(user=request.user).filter(pk=wanted).first() if wanted.isdigit() else None
+        )
+        if wanted and assistant is None:
+            return JsonResponse(
+                {
+                    "valid": False,
+                    "error": "You may not use this assistant.",
+                    "matching": None,
+                    "total": None,
+                    "names": [],
+                },
+                status=403,
+            )
         try:
             parsed = parse_filter(request.GET.get("filter") or None)
         except FilterError as exc:
@@ -374,6 +412,10 @@ class RoomAdmin(ManagedRoomsMixin, admin.ModelAdmin):
             "<tbody>{}</tbody></table>",
             rows,
         )
+
+
+def _withheld(field: Any) -> Any:
+    return "matching_files_withheld" if field == "matching_files" else field
 
 
 def room_history(room: Room) -> QuerySet[LogEntry]:

@@ -23,7 +23,7 @@ from django.db import DatabaseError
 
 from .. import errors, selectors, services
 from ..models import Message
-from . import access, events, turn_runner
+from . import access, events, limits, turn_runner
 from .fanout import RoomHub, fanout
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.room_id, self.room_slug = room.pk, room.slug
         self.user_id: int = self.user.pk  # type: ignore[union-attr]
+        if not await limits.admit(self):  # over the per-member socket cap: told why, then closed
+            return
         await self.accept()
         await turn_runner.runner()  # this process's runner and supervisor, which also answer queued questions
         self.hub = await fanout().join(self.room_id, self)
@@ -91,6 +93,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._leave()
 
     async def _leave(self) -> None:
+        limits.release(self)  # however the socket ends, its slot is free again
         if self.hub is not None:
             self.hub = None
             await fanout().leave(self.room_id, self)
@@ -209,7 +212,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         conversation = await db(selectors.conversation_get_for_user)(
             user=self.user, conversation_id=frame["conversation_id"], room=room
         )
-        conversation = await db(services.conversation_rename)(conversation=conversation, title=frame["title"])
+        conversation = await db(services.conversation_rename)(
+            conversation=conversation, title=frame["title"], user=self.user
+        )
         event = await db(events.conversation_event)("conversation.renamed", conversation)
         await self._publish(event)
 

@@ -106,6 +106,8 @@ def parse_client_frame(text: str | None) -> ClientFrame:
         data = json.loads(text)
     except ValueError:
         raise FrameError("Frame is not valid JSON.") from None
+    except RecursionError:
+        raise FrameError("Frame is nested too deeply.") from None
     if not isinstance(data, dict):
         raise FrameError("Frame must be a JSON object with a 'type'.")
     kind = data.get("type")
@@ -125,9 +127,19 @@ def parse_client_frame(text: str | None) -> ClientFrame:
             raise FrameError(f"'{name}' must be a non-negative whole number.")
         if python_type is str and not isinstance(value, str):
             raise FrameError(f"'{name}' must be text.")
+        if python_type is str and not _is_unicode(value):
+            raise FrameError(f"'{name}' has text that is not valid Unicode (a lone surrogate such as \\ud800).")
     if len(data.get("client_id", "")) > CLIENT_ID_MAX:
         raise FrameError(f"'client_id' is at most {CLIENT_ID_MAX} characters.")
     return data  # type: ignore[return-value]
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- server events ------------------------------------------------------------------------------------------------

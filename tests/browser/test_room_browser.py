@@ -42,7 +42,7 @@ def in_the_room(browser: Any, server: servers.LiveServer) -> tuple[Any, Any]:
 def test_two_members_watch_the_same_answer_stream_and_open_the_cited_page(browser, site, artifacts):
     server, seeded = site
     alice, bob = in_the_room(browser, server)
-    bob.wait_for_function("document.getElementById('presence').textContent.includes('alice')")
+    bob.wait_for_function("() => document.getElementById('presence').textContent.includes('alice')")
 
     alice.fill("#composer-input", "How do sea otters open shellfish?")
     alice.keyboard.press("Enter")
@@ -93,7 +93,8 @@ def test_script_in_a_message_a_file_and_the_model_output_stays_inert(browser, si
     alice.keyboard.press("Enter")
     for page in (alice, bob):
         page.wait_for_function(
-            f"document.querySelectorAll('li.message.assistant.status-complete').length > {answered}",
+            # A function, not an expression: the page's Content-Security-Policy forbids eval, which expressions need.
+            f"() => document.querySelectorAll('li.message.assistant.status-complete').length > {answered}",
             timeout=30_000,
         )
     for page in (alice, bob):

@@ -28,13 +28,17 @@ def session_cookie(user) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
-async def open_socket(user, origin: bytes | None, path: str = "/ws/rooms/lab/") -> bool:
+async def open_socket(
+    user, origin: bytes | None, path: str = "/ws/rooms/lab/", host: bytes = b"127.0.0.1:8000", scheme: str = "ws"
+) -> bool:
     from chatsite.asgi import application
 
     headers = [(b"cookie", await adb(session_cookie)(user))] if user else []
+    headers.append((b"host", host))
     if origin:
         headers.append((b"origin", origin))
     communicator = WebsocketCommunicator(application, path, headers)
+    communicator.scope["scheme"] = scheme
     connected, _ = await communicator.connect()
     if connected:
         await communicator.disconnect()
@@ -43,7 +47,7 @@ async def open_socket(user, origin: bytes | None, path: str = "/ws/rooms/lab/") 
 
 async def test_the_socket_needs_a_session_and_this_sites_origin(world):
     assert await open_socket(world["alice"], b"http://127.0.0.1:8000")
-    assert await open_socket(world["alice"], b"http://localhost:8000")
+    assert await open_socket(world["alice"], b"http://localhost:8000", host=b"localhost:8000")
     assert not await open_socket(world["alice"], b"https://evil.example")  # another site, the member's cookies
     assert not await open_socket(world["alice"], None)
     assert not await open_socket(None, b"http://127.0.0.1:8000")  # no session
@@ -123,3 +127,35 @@ def test_members_search_their_room_and_nobody_else_sees_its_messages(world):
     elsewhere = carol.get("/rooms/other/search/?q=otters").content.decode()
     assert "<mark>" not in elsewhere and "No message in this room" in elsewhere  # her room, not alice's messages
     assert Client().get("/rooms/lab/search/?q=otters").status_code == 302  # signed out
+
+
+async def test_the_origin_must_match_exactly_scheme_host_and_port(world, settings):
+    alice = world["alice"]
+    assert not await open_socket(alice, b"http://127.0.0.1:9999")  # another port of the same host
+    assert not await open_socket(alice, b"https://127.0.0.1:8000")  # another scheme
+    assert not await open_socket(alice, b"http://localhost:8000")  # another host than the socket's
+    assert not await open_socket(alice, b"http://127.0.0.1:8000.evil.example")
+    assert not await open_socket(alice, b"null")
+    assert not await open_socket(alice, b"http://evil.example:8000", host=b"evil.example:8000")  # not an allowed host
+    assert await open_socket(alice, b"https://127.0.0.1", host=b"127.0.0.1", scheme="wss")  # https, default port
+    assert await open_socket(alice, b"http://127.0.0.1", host=b"127.0.0.1:80")
+    settings.CHAT_ALLOWED_ORIGINS = ["https://chat.example.com"]
+    assert await open_socket(alice, b"https://chat.example.com", host=b"127.0.0.1:8000")
+    assert await open_socket(alice, b"https://chat.example.com:443")
+    assert not await open_socket(alice, b"http://chat.example.com")
+    assert not await open_socket(alice, b"https://chat.example.com:8443")
+
+
+def test_every_html_page_has_a_content_security_policy(world):
+    client = Client()
+    login = client.get("/login/")
+    policy = login["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "img-src 'self' data:" in policy and "object-src 'none'" in policy
+    client.force_login(world["alice"])
+    file_id = world["room"].assistant.files.first().file_id
+    for path in ("/", "/rooms/lab/", f"/rooms/lab/files/{file_id}/", "/rooms/lab/search/?q=x"):
+        assert client.get(path)["Content-Security-Policy"] == policy, path
+    staff = make_user("staffer", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    assert client.get("/admin/")["Content-Security-Policy"] == policy

@@ -194,7 +194,16 @@ class Daphne:
         with self.log_path.open("a") as log:
             log.write(f"\n===== start {self.starts} =====\n")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "chatsite.server",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "chatsite.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=self.log_path.open("a"),

@@ -122,7 +122,7 @@ def start_server(tmp_dir: Path, *, database_url: str = "", extra_env: dict[str, 
     )
     log_path = tmp_dir / f"daphne-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+        [sys.executable, "-m", "chatsite.server", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("w"),

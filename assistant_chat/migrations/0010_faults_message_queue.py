@@ -38,7 +38,7 @@ def _restore_sqlite_search(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assistant_chat", "0008_review_filter_indexes"),
+        ("assistant_chat", "0009_hostile_file_pages_and_assistant_staff"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -69,7 +69,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_tasks",
+    "django_tasks_db",
     "assistant_chat",
+    "assistant_chat.jobs",
 ]
 
 MIDDLEWARE = [
@@ -182,9 +185,8 @@ FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FILE_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
-# Ingestion runs on worker threads off the request path; an upload waits at most this long for a small file
-# to finish so that clients see `Available` at once instead of polling.
-INGEST_WORKERS = env_int("INGEST_WORKERS", 2)
+# Ingestion runs as a durable job in the worker process (assistant_chat/jobs); an upload waits at most this long
+# for a small file to finish so that clients see `Available` at once instead of polling.
 INGEST_UPLOAD_WAIT_SECONDS = env_float("INGEST_UPLOAD_WAIT_SECONDS", 2.0)
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 256)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32)
@@ -241,3 +243,39 @@ CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 40)
 CHAT_TURN_LEASE_SECONDS = env_int("CHAT_TURN_LEASE_SECONDS", 30)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])
+
+# --- Background jobs (assistant_chat/jobs) ---
+# "worker": jobs are rows in the database, run by `manage.py run_worker` processes (bin/run starts them).
+# "immediate": a job runs in the process that queues it, once its transaction commits (unit tests only: nothing
+# survives a crash, and /readyz says so).
+JOBS_MODE = os.environ.get("JOBS_MODE", "worker").strip().lower() or "worker"
+TASKS = {
+    "default": {
+        "BACKEND": (
+            "django_tasks.backends.immediate.ImmediateBackend"
+            if JOBS_MODE == "immediate"
+            else "django_tasks_db.DatabaseBackend"
+        ),
+        "QUEUES": ["default"],
+    }
+}
+JOBS_WORKERS = env_int("JOBS_WORKERS", 1)  # worker processes bin/run starts (systemd: one unit instance each)
+JOBS_POLL_SECONDS = env_float("JOBS_POLL_SECONDS", 0.25)  # an idle worker looks for new jobs this often
+JOBS_HEARTBEAT_SECONDS = env_float("JOBS_HEARTBEAT_SECONDS", 1.0)  # each worker writes its heartbeat this often
+# /readyz reports the workers gone when the newest heartbeat is older than this.
+JOBS_HEARTBEAT_STALE_SECONDS = env_float("JOBS_HEARTBEAT_STALE_SECONDS", 4.0)
+# A running job whose worker has been silent this long (or whose process is gone) is run again.
+JOBS_LEASE_SECONDS = env_float("JOBS_LEASE_SECONDS", 30.0)
+JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 3)  # a job that failed (or lost its worker) this often gives up
+JOBS_RETRY_DELAY_SECONDS = env_float("JOBS_RETRY_DELAY_SECONDS", 5.0)  # before the 2nd attempt; doubles after
+
+# --- Health and metrics (assistant_chat/monitoring) ---
+# Every process writes its metrics under METRICS_DIR (prometheus_client's multi-process mode); bin/run and the
+# systemd units empty it before the processes start. It must be set before prometheus_client is imported.
+METRICS_DIR = Path(os.environ.get("METRICS_DIR", "") or VAR_DIR / "metrics")
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# /metrics answers clients in these networks (behind the proxy: the address in X-Forwarded-For, which Daphne's
+# --proxy-headers reads), or any client sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

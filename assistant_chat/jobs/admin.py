@@ -102,7 +102,7 @@ class JobAdmin(DBTaskResultAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
-        if not request.user.has_perm("django_tasks_db.view_dbtaskresult"):
+        if not request.user.has_perm("django_tasks_database.view_dbtaskresult"):
             actions.pop("run_again", None)
         return actions
 

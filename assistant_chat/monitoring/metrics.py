@@ -83,6 +83,12 @@ def channel_layer_error(operation: str) -> None:
     LAYER_ERRORS.labels(operation=operation).inc()
 
 
+def turn_send_failed(kind: str) -> None:
+    """A turn's frame could not be published (a checkpoint is a database write, not the layer's)."""
+    if kind != "checkpoint":
+        LAYER_ERRORS.labels(operation="publish").inc()
+
+
 def job_finished(kind: str, outcome: str, seconds: float) -> None:
     JOB_SECONDS.labels(kind=kind, outcome=outcome).observe(seconds)
 

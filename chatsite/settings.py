@@ -93,7 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_tasks",
-    "django_tasks_db",
+    "assistant_chat.jobs.apps.JobQueueConfig",  # django-tasks-db, named for the admin
     "assistant_chat",
     "assistant_chat.jobs",
 ]

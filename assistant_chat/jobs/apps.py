@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django_tasks_db.apps import TasksAppConfig
 
 
 class JobsConfig(AppConfig):
@@ -6,3 +7,9 @@ class JobsConfig(AppConfig):
     label = "jobs"
     verbose_name = "Background jobs"
     default_auto_field = "django.db.models.BigAutoField"
+
+
+class JobQueueConfig(TasksAppConfig):
+    """django-tasks-db's app under the name staff see in the admin (its label and tables are unchanged)."""
+
+    verbose_name = "Job queue"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import random
@@ -87,8 +88,8 @@ def query_tokenizer(connection, query_terms):
     a Python mirror of FTS5's tokenizer (measured with its cache cleared, as for a new query)."""
     try:
         from assistant_chat.knowledge.search import _query_tokens
-    except ImportError:  # the earlier commit
-        from assistant_chat.knowledge.porter import fts5_token
+    except ImportError:  # the earlier commit, which had the mirror (named by string: it is gone from this tree)
+        fts5_token = importlib.import_module("assistant_chat.knowledge.porter").fts5_token
 
         def mirror(query: str) -> None:
             fts5_token.cache_clear()

@@ -158,3 +158,9 @@ def test_an_assistant_moves_between_two_installations(tmp_path: Path) -> None:
         source.stop()
         target.stop()
         servers.drop_postgres_database(database_url)
+
+
+def test_an_export_to_a_place_it_cannot_write_says_so(tmp_path: Path) -> None:
+    library()
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command("export_assistant", "library", str(tmp_path / "missing-folder" / "x.zip"), stdout=io.StringIO())

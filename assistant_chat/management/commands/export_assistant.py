@@ -38,6 +38,8 @@ class Command(BaseCommand):
         try:
             manifest = assistant_export(assistant=assistant, out=partial)
             partial.rename(path)
+        except OSError as exc:
+            raise CommandError(f"Cannot write {path}: {exc.strerror or exc}") from None
         finally:
             partial.unlink(missing_ok=True)
         total = sum(item["size"] for item in manifest["files"])

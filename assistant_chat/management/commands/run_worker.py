@@ -54,6 +54,7 @@ class Command(BaseCommand):
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, worker.shutdown)
         self.stdout.write(f"Worker {worker_id} running jobs (pid {os.getpid()})")
+        self.stdout.flush()
         try:
             worker.run()
         except WorkerIdInUse as exc:

@@ -3,6 +3,7 @@ healthy again when it returns. Each test owns the service it stops: a Redis or a
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -11,12 +12,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.rooms.test_scale_out import join
 from tests.support import servers
 from tests.support.own_services import OwnPostgres, OwnRedis
 
 pytestmark = [pytest.mark.faults, pytest.mark.live]
 
 UNHEALTHY_WITHIN = 5.0
+SEED = Path(__file__).resolve().parents[1] / "rooms" / "seed_scale_out.py"
+
+
+def wait_for_value(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
 
 
 def readyz(server: servers.LiveServer) -> tuple[int, dict]:
@@ -52,17 +63,31 @@ def redis_site(tmp_path: Path) -> Iterator[tuple[servers.LiveServer, OwnRedis]]:
     redis.kill()
 
 
-def test_readyz_follows_the_channel_layer_and_the_worker(redis_site) -> None:
+def layer_errors(server: servers.LiveServer) -> float:
+    text = httpx.get(server.url + "/metrics", timeout=10).text  # loopback is allowed by default
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("chat_channel_layer_errors_total{")
+    )
+
+
+async def test_readyz_follows_the_channel_layer_and_the_worker(redis_site) -> None:
     server, redis = redis_site
     body = wait_status(server, 200, 15)
     assert body["status"] == "ready" and body["checks"]["channel_layer"]["ok"]
     assert "RedisChannelLayer" in body["checks"]["channel_layer"]["detail"]
+    seeded = json.loads(server.manage("shell", "-c", SEED.read_text()).strip().splitlines()[-1])
+    member = await join(server, seeded["cookies"]["alice"])  # a room open on this process: its hub reads Redis
+    assert layer_errors(server) == 0
 
     redis.kill()
     body = wait_status(server, 503, UNHEALTHY_WITHIN)
     assert body["status"] == "unavailable" and body["failed"] == ["channel_layer"]
+    wait_for_value(lambda: layer_errors(server) > 0, 10, "the room's failed reads to be counted")
     redis.start()  # same port
     wait_status(server, 200, 15)
+    await member.socket.close()
 
     server.kill_worker(signal.SIGKILL)
     body = wait_status(server, 503, UNHEALTHY_WITHIN)

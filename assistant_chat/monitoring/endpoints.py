@@ -3,7 +3,7 @@ a load balancer or Prometheus can ask each Daphne process directly on its own po
 
 - /healthz: liveness. 200 while the process's event loop runs; it touches no service.
 - /readyz: readiness (`health.readiness`): 200 when the database, the channel layer and a job worker answer,
-  else 503 with `failed` naming which.
+  else 503 with `failed` naming which; each check's detail only for the clients that may read /metrics.
 - /metrics: Prometheus text. Only for a client in METRICS_ALLOWED_NETWORKS (default loopback; behind the proxy
   the client is the one in X-Forwarded-For, which Daphne's --proxy-headers reads) or one that presents
   METRICS_TOKEN as `Authorization: Bearer`. Others get 403.
@@ -36,6 +36,9 @@ def operations_endpoints(app: ASGIApp) -> ASGIApp:
                 await _json(send, 200, {"status": "alive"})
             elif path == "/readyz":
                 report = await health.readiness()
+                if not allowed(scope):
+                    # Which part failed is for everyone; the details (addresses, errors) only for operators.
+                    report = {"status": report["status"], "failed": report["failed"]}
                 await _json(send, 200 if report["status"] == "ready" else 503, report)
             else:
                 await _metrics(scope, send)

@@ -172,3 +172,12 @@ def test_a_second_worker_with_a_live_workers_id_refuses_to_start(settings) -> No
         beater.join()
     WorkerHeartbeat.objects.update(pid=dead_pid())  # its process died: the id is free at once
     Heartbeat("run-1")._claim_id()
+
+
+def test_a_job_whose_file_was_deleted_before_its_turn_does_nothing() -> None:
+    file, row = uploaded()
+    services.file_delete(file=file)
+    services.file_purge(file=file)
+    assert run_here(str(row.pk)) is True
+    row.refresh_from_db()
+    assert row.status == TaskResultStatus.SUCCESSFUL and row.return_value == "gone"

@@ -52,6 +52,11 @@ def test_metrics_are_refused_without_the_token_or_an_allowed_network(site) -> No
         response = httpx.get(server.url + "/metrics", headers=headers, timeout=10)
         assert response.status_code == 403
         assert "chat_" not in response.text
+        # /readyz still says whether the site is ready and what failed, but not the checks' details.
+        ready = httpx.get(server.url + "/readyz", headers=headers, timeout=10)
+        assert ready.json() == {"status": "ready", "failed": []}
+    detailed = httpx.get(server.url + "/readyz", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+    assert detailed["checks"]["database"] == {**detailed["checks"]["database"], "ok": True}
 
 
 async def test_one_scrape_reports_rooms_turns_jobs_and_ingestion_of_every_process(site) -> None:

@@ -328,7 +328,7 @@ def main() -> None:
     parser.add_argument("--before-ref", default="", help="commit for 'before' (default: merge-base of HEAD and main)")
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--members", type=int, default=100)
-    parser.add_argument("--files", type=int, default=2, help="9 MB files ingested one after the other")
+    parser.add_argument("--files", type=int, default=3, help="9 MB files ingested one after the other")
     parser.add_argument("--quiet-turns", type=int, default=3)
     parser.add_argument("--rate", type=float, default=40.0, help="offline model words per second")
     parser.add_argument("--keep-worktree", action="store_true")

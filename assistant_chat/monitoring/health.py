@@ -96,7 +96,7 @@ async def _worker() -> str:
 
 
 def _check_worker() -> str:
-    from ..jobs.heartbeats import live_workers, newest_beat
+    from ..jobs.heartbeats import HOST, live_workers, newest_beat, pid_alive
 
     try:
         alive = live_workers()
@@ -109,6 +109,8 @@ def _check_worker() -> str:
     if newest is None:
         raise RuntimeError("no job worker has ever reported (start `manage.py run_worker`)")
     age = (timezone.now() - newest.beat_at).total_seconds()
+    if newest.host == HOST and not pid_alive(newest.pid):
+        raise RuntimeError(f"no job worker alive: {newest.worker_id} (pid {newest.pid}) is not running")
     if age < settings.JOBS_LEASE_SECONDS and _sqlite_write_locked():
         # On SQLite a worker's heartbeat waits while a long write (a big file's chunks) holds the database lock;
         # its process is alive (a dead process releases the lock at once).

@@ -92,7 +92,7 @@ async def test_readyz_follows_the_channel_layer_and_the_worker(redis_site) -> No
     server.kill_worker(signal.SIGKILL)
     body = wait_status(server, 503, UNHEALTHY_WITHIN)
     assert body["failed"] == ["worker"]
-    assert "no job worker alive" in body["checks"]["worker"]["detail"]
+    assert "is not running" in body["checks"]["worker"]["detail"]
     server.start_worker()
     body = wait_status(server, 200, 15)
     assert body["checks"]["worker"]["detail"] == "1 worker(s) alive"
@@ -117,3 +117,28 @@ def test_readyz_follows_the_database(tmp_path: Path) -> None:
             server.stop()
     finally:
         postgres.destroy()
+
+
+def test_a_worker_waiting_on_a_long_sqlite_write_is_not_reported_gone(live_sqlite: servers.LiveServer) -> None:
+    """On SQLite a big file's chunk swap holds the write lock for seconds, and the worker's heartbeat waits for it:
+    /readyz must not call that worker gone (a dead one releases the lock at once)."""
+    import sqlite3
+
+    wait_status(live_sqlite, 200, 15)
+    database = live_sqlite.env["DATABASE_URL"].removeprefix("sqlite:///")
+    holder = sqlite3.connect(database, timeout=10)
+    holder.execute("BEGIN IMMEDIATE")  # as the worker's own chunk swap would
+    try:
+        details = []
+        deadline = time.monotonic() + 7  # longer than JOBS_HEARTBEAT_STALE_SECONDS (4)
+        while time.monotonic() < deadline:
+            code, body = readyz(live_sqlite)
+            assert code == 200, body
+            details.append(body["checks"]["worker"]["detail"])
+            time.sleep(0.5)
+        assert any("busy" in detail for detail in details), details
+    finally:
+        holder.rollback()
+        holder.close()
+    body = wait_status(live_sqlite, 200, 10)
+    assert body["checks"]["worker"]["detail"] == "1 worker(s) alive"

@@ -27,6 +27,7 @@ Adding a kind (say re-embedding an assistant's chunks) is one function in its ow
     kinds.enqueue(reembed_assistant, assistant_id=assistant.pk, model=model)
 
 Jobs run at least once: a kind must be idempotent (ingestion swaps a file's chunks in one transaction, so a second
-run leaves the same chunks). Keyword arguments only, JSON values. Import the module in `kinds.load_kinds` so
-that the worker knows its kind. With JOBS_MODE=immediate (unit tests) a job runs in the caller after commit.
+run leaves the same chunks). Keyword arguments only, JSON values. Add the module to `kinds.KIND_MODULES`, so
+that a worker knows the kind (its attempts and `give_up`) before it has run one. With JOBS_MODE=immediate (unit
+tests) a job runs in the caller after commit.
 """

@@ -30,6 +30,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from .. import selectors
+from ..monitoring import metrics
 from . import events
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class RoomHub:
         await self.write_to(self.sockets, frame)
 
     async def write_to(self, sockets: dict[str, LocalSocket], frame: str) -> None:
+        metrics.frames_sent(len(sockets))
         message = {"type": "websocket.send", "text": frame}
         wire: bytes | None = None
         for socket in list(sockets.values()):
@@ -184,6 +186,7 @@ class RoomHub:
             try:
                 message = await layer.receive(self.channel)
             except Exception:  # a Redis hiccup must not end the room's fan-out in this process
+                metrics.channel_layer_error("receive")
                 logger.exception("room %s: channel layer receive failed; retrying", self.room_id)
                 await asyncio.sleep(0.5)
                 continue
@@ -302,6 +305,7 @@ class RoomHub:
             try:
                 await self.announce_presence()
             except Exception:  # a Redis hiccup: the next beat tries again
+                metrics.channel_layer_error("group_send")
                 logger.exception("room %s: presence heartbeat failed", self.room_id)
             now = time.monotonic()
             gone = [hub for hub, (_users, seen) in self.remote_presence.items() if now - seen > PRESENCE_EXPIRY]
@@ -477,11 +481,13 @@ class Fanout:
             if hub is None:
                 hub = self.hubs[room_id] = RoomHub(self, room_id)
                 await hub.start()
+                metrics.room_opened()
                 hello = True
             else:
                 hello = False
             before = hub.local_users()
             hub.sockets[socket.channel_name] = socket
+            metrics.socket_opened()
             if hello or hub.local_users() != before:
                 await hub.announce_presence(hello=hello)
         return hub
@@ -492,11 +498,13 @@ class Fanout:
             hub = self.hubs.get(room_id)
             if hub is None or hub.sockets.pop(socket.channel_name, None) is None:
                 return
+            metrics.socket_closed()
             for log in hub.logs.values():
                 log.watchers.pop(socket.channel_name, None)
             await hub.announce_presence()
             if not hub.sockets:
                 del self.hubs[room_id]
+                metrics.room_closed()
                 await hub.stop()
 
     def writer(self, socket: LocalSocket) -> _DirectWriter | None:

@@ -24,6 +24,7 @@ from django.conf import settings
 from .. import errors, selectors, services, turns
 from ..message_html import file_url
 from ..models import Message
+from ..monitoring import metrics
 from ..providers import base as provider_base
 from ..rendering import render_markdown, stable_boundary
 from . import events
@@ -71,6 +72,7 @@ class TurnRunner:
             try:
                 message = await self.fanout.layer.receive(self.channel)
             except Exception:  # a Redis hiccup must not stop this process answering stop requests
+                metrics.channel_layer_error("receive")
                 logger.exception("turn runner: channel layer receive failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
@@ -114,6 +116,7 @@ class TurnRunner:
         await self.fanout.publish(turn.room_id, message)
 
     async def _run(self, turn: RunningTurn, message: Message) -> None:
+        metrics.turn_started()
         payload = await database_sync_to_async(events.message_payload)(message, turn.room_slug)
         turn.start_frame = events.encode(events.assistant_start(payload))
         await self._publish(turn, {"type": "room.start", "frame": turn.start_frame})
@@ -142,6 +145,7 @@ class TurnRunner:
             logger.exception("turn %s failed", turn.message_id)
             status, error_text = Message.Status.FAILED, "The answer failed because of an error on the server."
         await stream.close()
+        metrics.turn_finished(status, stream.first_token_ms, (time.perf_counter() - stream.started) * 1000)
         try:
             await self._finish(turn, stream, status, error_text, result, prepared)
         except Exception:
@@ -291,6 +295,7 @@ class _Stream:
                 else:
                     await self.runner._publish(self.turn, message)
             except Exception:
+                metrics.turn_send_failed(message["type"])
                 logger.exception("turn %s: could not publish a frame", self.turn.message_id)
 
     async def close(self) -> None:

@@ -242,7 +242,7 @@ class FileAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
         upload = form.cleaned_data.get("upload")
         metadata = form.cleaned_data.get("metadata") or {}
         if data is not None and upload is not None:
-            file, _op, _future = services.file_upload(
+            file, _op, _job = services.file_upload(
                 assistant=form.cleaned_data["assistant"] if not change else obj.assistant,
                 name=upload.name,
                 data=data,

@@ -11,7 +11,6 @@ import json
 import re
 import secrets
 from collections.abc import Iterable
-from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import errors, ratelimits
-from .knowledge import ingest
+from .jobs.ingest import FileJob, enqueue_ingest
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import ParseError, file_kind
 from .models import (
@@ -169,11 +168,12 @@ def file_upload(
     metadata: Any = None,
     file_id: str | None = None,
     multimodal: bool = False,
-) -> tuple[File, Operation, Future[str]]:
-    """Store an upload and schedule its processing. With `file_id` it is an upsert: an existing file of that id
-    gets the new content and metadata, and keeps answering with its old chunks until the new ones are ready.
+) -> tuple[File, Operation, FileJob]:
+    """Store an upload and queue its processing, in one transaction (the ingest job commits with the file, so an
+    accepted upload survives any restart). With `file_id` it is an upsert: an existing file of that id gets the
+    new content and metadata, and keeps answering with its old chunks until the new ones are ready.
 
-    Returns the file, the operation that tracks it, and a future that resolves when processing ends.
+    Returns the file, the operation that tracks it, and a handle that waits for processing to end.
     """
     kind = file_check_upload(name, data)
     clean_metadata = _check_metadata(metadata)
@@ -205,21 +205,22 @@ def file_upload(
             op_type = Operation.Type.UPSERT_FILE
         FileBlob.objects.update_or_create(file=file, defaults={"data": data})
         operation = Operation.objects.create(assistant=assistant, operation_type=op_type, file_id=file.file_id)
-        future = ingest.enqueue(file.pk)
-    return file, operation, future
+        handle = enqueue_ingest(file)
+    return file, operation, handle
 
 
 def _is_file_id(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(FILE_ID_RE, value) is not None
 
 
-def file_reprocess(*, file: File) -> Future[str]:
+def file_reprocess(*, file: File) -> FileJob:
     """Run ingestion again on the stored bytes (after a parser fix, or a setting change)."""
     with transaction.atomic():
         File.objects.filter(pk=file.pk).update(
             status=File.Status.PROCESSING, error_message="", percent_done=0.0, updated_on=timezone.now()
         )
-        return ingest.enqueue(file.pk)
+        file.status = File.Status.PROCESSING
+        return enqueue_ingest(file)
 
 
 def file_delete(*, file: File) -> Operation:

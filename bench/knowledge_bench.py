@@ -3,7 +3,8 @@
     .venv/bin/python bench/knowledge_bench.py                  # both engines, 1k/10k/100k chunks
     .venv/bin/python bench/knowledge_bench.py --engines sqlite --sizes 1000,10000
 
-Ingestion runs the real pipeline (parse, chunk, index through `services.file_upload`) on generated text files.
+Ingestion runs the real pipeline (parse in the contained child process, chunk, index through `services.file_upload`)
+on generated text files, one file after another in this process (JOBS_MODE=immediate: the job a worker would run).
 Search is measured on corpora of 1k, 10k and 100k chunks (added with bulk inserts, so that building 100k chunks
 takes seconds; the index triggers and generated columns still fire per row), with and without a metadata
 filter, as `search_chunks` (the index query) and `retrieve` (what the context endpoint and chat call).
@@ -114,7 +115,7 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
 
     call_command("migrate", verbosity=0)
     from assistant_chat import services
-    from assistant_chat.knowledge import ingest, retrieval
+    from assistant_chat.knowledge import retrieval
     from assistant_chat.knowledge.chunking import chunk_document
     from assistant_chat.knowledge.filters import parse_filter
     from assistant_chat.knowledge.parsers import parse_document
@@ -256,7 +257,6 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
                 f"{engine:8} {size:>7} {item['what']:28} p50 {item['p50_ms']:8.2f} ms  p99 {item['p99_ms']:8.2f} ms",
                 file=sys.stderr,
             )
-    ingest.shutdown()
     return results
 
 
@@ -270,7 +270,7 @@ def parent(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()  # the machine is shared: a loaded one makes every figure slower
     for engine in args.engines.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "INGEST_WORKERS": "2"}
+            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "JOBS_MODE": "immediate"}
             env.pop("DATABASE_URL", None)
             database = None
             if engine == "postgres":

@@ -16,6 +16,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()
 
 from assistant_chat.api.asgi_chat import chat_fast_path  # noqa: E402
+from assistant_chat.monitoring.endpoints import operations_endpoints  # noqa: E402
 from assistant_chat.rooms.limits import ExactOriginValidator  # noqa: E402
 from assistant_chat.rooms.routing import websocket_urlpatterns  # noqa: E402
 from assistant_chat.rooms.turn_runner import install_shutdown_drain  # noqa: E402
@@ -25,6 +26,9 @@ def websocket_app():  # type: ignore[no-untyped-def]
     return ExactOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 
-application = ProtocolTypeRouter({"http": chat_fast_path(django_asgi_app), "websocket": websocket_app()})
+# /healthz, /readyz and /metrics are answered before Django (see assistant_chat/monitoring/endpoints.py).
+application = ProtocolTypeRouter(
+    {"http": operations_endpoints(chat_fast_path(django_asgi_app)), "websocket": websocket_app()}
+)
 # Under Daphne, SIGTERM drains running answers before the process exits (CHAT_DRAIN_SECONDS).
 install_shutdown_drain()

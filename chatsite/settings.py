@@ -60,6 +60,29 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# --- TLS behind a reverse proxy (README "Deploying"; deploy/chat.env.example) ---
+# DJANGO_HTTPS=true says the site is served over HTTPS by a proxy that sets X-Forwarded-Proto; it turns on every
+# setting below, each of which its own variable can still change.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", HTTPS) else None
+)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Joining the browsers' preload list is a decision: an explicit DJANGO_SECURE_HSTS_PRELOAD=false silences the
+# check that asks for it; left unset, `check --deploy` keeps asking.
+SILENCED_SYSTEM_CHECKS = (
+    ["security.W021"]
+    if os.environ.get("DJANGO_SECURE_HSTS_PRELOAD", "").strip().lower() in {"0", "false", "no", "off"}
+    else []
+)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -70,7 +93,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_tasks",
+    "assistant_chat.jobs.apps.JobQueueConfig",  # django-tasks-db, named for the admin
     "assistant_chat",
+    "assistant_chat.jobs",
     "assistant_chat.rooms",  # the live room's signal receivers (access changes reach open sockets)
 ]
 
@@ -208,9 +234,8 @@ REQUEST_MAX_URL_BYTES = env_int("REQUEST_MAX_URL_BYTES", 8 * 1024)
 # After a refusal, what the client still sends is read and dropped for at most this long, so it reads the answer.
 REQUEST_LINGER_SECONDS = env_float("REQUEST_LINGER_SECONDS", 5.0)
 
-# Ingestion runs on worker threads off the request path; an upload waits at most this long for a small file
-# to finish so that clients see `Available` at once instead of polling.
-INGEST_WORKERS = env_int("INGEST_WORKERS", 2)
+# Ingestion runs as a durable job in the worker process (assistant_chat/jobs); an upload waits at most this long
+# for a small file to finish so that clients see `Available` at once instead of polling.
 INGEST_UPLOAD_WAIT_SECONDS = env_float("INGEST_UPLOAD_WAIT_SECONDS", 2.0)
 # Untrusted files are parsed in a child process under these limits (assistant_chat/knowledge/sandbox.py); a file
 # over one ends ProcessingFailed with a message naming the setting.
@@ -308,3 +333,39 @@ CONTENT_SECURITY_POLICY = {
 # renames one member may make per CHAT_RATE_LIMIT_SECONDS (all rooms together).
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 CHAT_RATE_LIMIT_CONVERSATIONS = env_int("CHAT_RATE_LIMIT_CONVERSATIONS", 10)
+
+# --- Background jobs (assistant_chat/jobs) ---
+# "worker": jobs are rows in the database, run by `manage.py run_worker` processes (bin/run starts them).
+# "immediate": a job runs in the process that queues it, once its transaction commits (unit tests only: nothing
+# survives a crash, and /readyz says so).
+JOBS_MODE = os.environ.get("JOBS_MODE", "worker").strip().lower() or "worker"
+TASKS = {
+    "default": {
+        "BACKEND": (
+            "django_tasks.backends.immediate.ImmediateBackend"
+            if JOBS_MODE == "immediate"
+            else "django_tasks_db.DatabaseBackend"
+        ),
+        "QUEUES": ["default"],
+    }
+}
+JOBS_WORKERS = env_int("JOBS_WORKERS", 1)  # worker processes bin/run starts (systemd: one unit instance each)
+JOBS_POLL_SECONDS = env_float("JOBS_POLL_SECONDS", 0.25)  # an idle worker looks for new jobs this often
+JOBS_HEARTBEAT_SECONDS = env_float("JOBS_HEARTBEAT_SECONDS", 1.0)  # each worker writes its heartbeat this often
+# /readyz reports the workers gone when the newest heartbeat is older than this.
+JOBS_HEARTBEAT_STALE_SECONDS = env_float("JOBS_HEARTBEAT_STALE_SECONDS", 4.0)
+# A running job whose worker has been silent this long (or whose process is gone) is run again.
+JOBS_LEASE_SECONDS = env_float("JOBS_LEASE_SECONDS", 30.0)
+JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 3)  # a job that failed (or lost its worker) this often gives up
+JOBS_RETRY_DELAY_SECONDS = env_float("JOBS_RETRY_DELAY_SECONDS", 5.0)  # before the 2nd attempt; doubles after
+
+# --- Health and metrics (assistant_chat/monitoring) ---
+# Every process writes its metrics under METRICS_DIR (prometheus_client's multi-process mode); bin/run and the
+# systemd units empty it before the processes start. It must be set before prometheus_client is imported.
+METRICS_DIR = Path(os.environ.get("METRICS_DIR", "") or VAR_DIR / "metrics")
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# /metrics answers clients in these networks (behind the proxy: the address in X-Forwarded-For, which Daphne's
+# --proxy-headers reads), or any client sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

@@ -1,4 +1,5 @@
-"""Shared fixtures: live Daphne servers on SQLite and PostgreSQL, and skips that become failures in CI."""
+"""Shared fixtures: live Daphne servers (each with its job worker) on SQLite and PostgreSQL, skips that become
+failures in CI, and in-process jobs for unit tests."""
 
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def _plain_static_storage(settings) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default"]}}
+
+
+@pytest.fixture(autouse=True)
+def _jobs_run_in_the_caller(settings) -> None:
+    """Unit tests run background jobs in the test's own process, once the transaction that queued them commits
+    (JOBS_MODE=immediate: no worker, nothing durable). The live servers run a real worker process, and
+    tests/jobs/ exercise the durable queue, its worker and its recovery against them."""
+    settings.JOBS_MODE = "immediate"
+    settings.TASKS = IMMEDIATE_TASKS

@@ -13,7 +13,6 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from assistant_chat import selectors, services
-from assistant_chat.knowledge import ingest
 from assistant_chat.knowledge.demo_documents import demo_files
 from assistant_chat.models import ApiKey, Assistant, File
 
@@ -40,7 +39,6 @@ def test_admin_upload_with_metadata_processes_the_file(staff: Client) -> None:
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    ingest.shutdown()
     file = File.objects.get()
     assert (file.name, file.metadata, file.status) == ("rules.md", {"resource": "handbook"}, "Available")
     page = staff.get(f"/admin/assistant_chat/file/{file.pk}/change/").content.decode()

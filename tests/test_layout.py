@@ -61,7 +61,7 @@ def test_only_routing_imports_the_consumer() -> None:
     assert importers == {"assistant_chat.rooms.routing"}
 
 
-@pytest.mark.parametrize("package", ["providers", "knowledge", "embedders"])
+@pytest.mark.parametrize("package", ["providers", "knowledge", "embedders", "jobs", "monitoring"])
 def test_lower_layers_import_neither_rooms_nor_review(package: str) -> None:
     paths = _sources(PACKAGE / package) if (PACKAGE / package).exists() else []
     for banned in ("assistant_chat.rooms", "assistant_chat.review", "assistant_chat.api"):

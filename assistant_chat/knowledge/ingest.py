@@ -1,9 +1,10 @@
 """Ingestion: turns a stored upload into indexed chunks, off the request path.
 
-Called by `services` (upload, upsert, reprocess) through `enqueue`, and by the `ingest_files` command directly
-through `process_file`. It parses (parsers.py, in a child process with resource limits: sandbox.py), chunks
-(chunking.py) and swaps the file's chunks and viewer pages (pages.py) in one transaction, so a file is searchable
-either with its old content or its new one, never half of each.
+Run by the `ingest` job (assistant_chat/jobs/ingest.py) in a worker process, which `services` queue on upload,
+upsert and reprocess, and by the `ingest_files` command through `process_file`. It parses (parsers.py, in a child
+process with resource limits: sandbox.py), chunks (chunking.py) and swaps the file's chunks and viewer pages
+(pages.py) in one transaction, so a file is searchable either with its old content or its new one, never half of
+each.
 Progress is written to `File.percent_done` as it goes. It imports nothing from the API, the views or providers.
 """
 
@@ -11,13 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from ..models import Chunk, File, FileBlob, Operation
@@ -28,45 +27,8 @@ from .sandbox import parse_contained
 
 logger = logging.getLogger(__name__)
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
 # Progress writes are throttled: a 300-page PDF must not cost 300 UPDATEs.
 PROGRESS_WRITE_INTERVAL = 0.25
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=settings.INGEST_WORKERS, thread_name_prefix="ingest")
-        return _executor
-
-
-def enqueue(file_pk: int) -> Future[str]:
-    """Schedule processing after the caller's transaction commits; the future resolves to the final status."""
-    future: Future[str] = Future()
-
-    def submit() -> None:
-        inner = _pool().submit(_run_in_worker, file_pk)
-        inner.add_done_callback(lambda done: _copy_result(done, future))
-
-    transaction.on_commit(submit)
-    return future
-
-
-def _copy_result(source: Future[str], target: Future[str]) -> None:
-    if source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
-
-
-def _run_in_worker(file_pk: int) -> str:
-    close_old_connections()
-    try:
-        return process_file(file_pk)
-    finally:
-        close_old_connections()
 
 
 def process_file(file_pk: int, progress: Callable[[float], None] | None = None) -> str:
@@ -172,10 +134,6 @@ class _ProgressWriter:
             ).exclude(operation_type=Operation.Type.DELETE_FILE).update(percent_complete=int(fraction * 100))
 
 
-def shutdown() -> None:
-    """Wait for queued jobs to finish (commands call this before they exit)."""
-    global _executor
-    with _executor_lock:
-        if _executor is not None:
-            _executor.shutdown(wait=True)
-            _executor = None
+def fail(file_pk: int, reason: str) -> str:
+    """Leave a file whose processing could not finish (its job gave up) `ProcessingFailed`, with the reason."""
+    return _finish(file_pk, File.Status.PROCESSING_FAILED, reason, None)

@@ -35,6 +35,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from .. import selectors
+from ..monitoring import metrics
 from . import events
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ PRESENCE_EXPIRY = 40.0
 CONTROL_GROUP = "rooms-control"
 RETRY_FIRST, RETRY_MAX = 0.1, 2.0  # backoff while the channel layer is unreachable
 SUBSCRIBE_WAIT = 2.0  # a joining socket waits at most this long for its new hub to join the room's group
-RESUME_GRACE = 1.0  # a turn's end waits this long for a socket that just joined (or was told of it) to resume
+RESUME_GRACE = 3.0  # a turn's end waits this long for a socket that just joined (or was told of it) to resume
 
 
 class LocalSocket(Protocol):
@@ -196,7 +197,7 @@ class RoomHub:
                 break
             except Exception as exc:
                 self._missed = True  # whatever was sent to the room meanwhile did not reach this hub
-                self.manager.layer_failed(exc)
+                self.manager.layer_failed(exc, "group_add")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
         if self._stopping:
@@ -283,6 +284,7 @@ class RoomHub:
         await self.write_to(self.sockets, frame)
 
     async def write_to(self, sockets: dict[str, LocalSocket], frame: str) -> None:
+        metrics.frames_sent(len(sockets))
         message = {"type": "websocket.send", "text": frame}
         wire: bytes | None = None
         for socket in list(sockets.values()):
@@ -307,7 +309,7 @@ class RoomHub:
             except Exception as exc:  # a Redis outage must not end the room's fan-out in this process
                 if self._stopping:
                     return
-                self.manager.layer_failed(exc)
+                self.manager.layer_failed(exc, "receive")
                 await asyncio.sleep(0.25)
                 continue
             if message["type"] == "hub.stop":
@@ -765,8 +767,10 @@ class Fanout:
                 hub = RoomHub(self, room_id)
                 await hub.start()  # never waits for Redis; a hub that cannot subscribe yet keeps trying
                 self.hubs[room_id] = hub
+                metrics.room_opened()
             before = hub.local_users()
             hub.sockets[socket.channel_name] = socket
+            metrics.socket_opened()
             hub.joined[socket.channel_name] = time.monotonic()
             if hub.local_users() != before:
                 hub.announce_soon()
@@ -780,11 +784,13 @@ class Fanout:
             if hub is None or hub.sockets.pop(socket.channel_name, None) is None:
                 return
             hub.joined.pop(socket.channel_name, None)
+            metrics.socket_closed()
             for log in hub.logs.values():
                 log.watchers.pop(socket.channel_name, None)
                 log.held.pop(socket.channel_name, None)
             if not hub.sockets:
                 del self.hubs[room_id]
+                metrics.room_closed()
                 await hub.stop()
             else:
                 hub.announce_soon()
@@ -805,7 +811,7 @@ class Fanout:
         try:
             await self.layer.group_send(f"room-{room_id}", message)
         except Exception as exc:
-            self.layer_failed(exc)
+            self.layer_failed(exc, "publish")
             raise
 
     async def publish_event(self, room_id: int, event: Any) -> None:
@@ -833,7 +839,7 @@ class Fanout:
             try:
                 message = await self.layer.receive(self.process_channel)
             except Exception as exc:  # an outage must not stop this process answering cancels and replays
-                self.layer_failed(exc)
+                self.layer_failed(exc, "receive")
                 await asyncio.sleep(0.25)
                 continue
             handler = self.handlers.get(message.get("type", ""))
@@ -867,9 +873,10 @@ class Fanout:
 
     # --- outages ------------------------------------------------------------------------------------------------
 
-    def layer_failed(self, exc: BaseException | None = None) -> None:
-        """Something here could not reach the channel layer: start (once) waiting for it to come back, then have
-        every hub re-subscribe, catch up and tell its sockets to re-sync."""
+    def layer_failed(self, exc: BaseException | None = None, operation: str = "group_send") -> None:
+        """Something here could not reach the channel layer (`operation`, counted in the metrics): start (once)
+        waiting for it to come back, then have every hub re-subscribe, catch up and tell its sockets to re-sync."""
+        metrics.channel_layer_error(operation)
         if self._recovering is None or self._recovering.done():
             logger.warning("channel layer unreachable (%s); rooms here recover when it is back", exc)
             self._recovering = asyncio.ensure_future(self._recover())

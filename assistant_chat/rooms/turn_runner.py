@@ -32,6 +32,7 @@ from django.conf import settings
 from .. import errors, selectors, services, turns
 from ..message_html import file_url
 from ..models import Message
+from ..monitoring import metrics
 from ..providers import base as provider_base
 from ..rendering import render_markdown, stable_boundary
 from . import events, recovery
@@ -218,6 +219,7 @@ class TurnRunner:
 
     async def _run(self, turn: RunningTurn, message: Message) -> None:
         assert turn.publisher is not None
+        metrics.turn_started()
         stream = turn.stream = _Stream(self, turn)
         status, error_text = Message.Status.COMPLETE, ""
         result: turns.TurnResult | None = None
@@ -250,6 +252,7 @@ class TurnRunner:
             status, error_text = Message.Status.FAILED, "The answer failed because of an error on the server."
         turn.phase = SAVING
         stream.close()
+        metrics.turn_finished(status, stream.first_token_ms, (time.perf_counter() - stream.started) * 1000)
         if turn.lost:
             # Another process ended this turn (it could not see this one alive): members have its end already,
             # and a newer turn may be streaming in the conversation. Write nothing more.

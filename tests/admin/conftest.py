@@ -9,7 +9,6 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from assistant_chat import services
-from assistant_chat.knowledge import ingest
 from assistant_chat.models import Conversation, Message
 from tests.rooms.helpers import make_assistant, make_room, make_user
 
@@ -29,7 +28,6 @@ def world() -> Any:
     lab = make_room("lab", assistant, [alice, bob], model="offline")
     other = make_room("other", assistant, [carol], model="offline")
     yield {"alice": alice, "bob": bob, "carol": carol, "assistant": assistant, "lab": lab, "other": other}
-    ingest.shutdown()
 
 
 def room_form(room: Any, **changes: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import pytest
 from django.test import Client
 
 from assistant_chat import services
-from assistant_chat.knowledge import ingest
 from assistant_chat.models import Assistant, File
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +42,6 @@ def upload(client: Client, key: str, name: str, data: bytes, *, metadata: Any = 
     if metadata is not None:
         form["metadata"] = metadata if isinstance(metadata, str) else json.dumps(metadata)
     response = client.post("/assistant/files/books", form, HTTP_API_KEY=key, **(headers or OLD))
-    ingest.shutdown()  # wait for processing, so the next read sees the final status
     return response
 
 
@@ -325,10 +323,8 @@ def test_upsert_replaces_content_and_metadata(client: Client, key: str, assistan
     first = put(b"version one talks about otters", {"v": 1})
     assert first.status_code == 202, first.content
     assert first.json()["operation_type"] == "upsert_file"
-    ingest.shutdown()
     second = put(b"version two talks about beavers", {"v": 2})
     assert second.status_code == 202
-    ingest.shutdown()
     file = File.objects.get()
     assert (file.file_id, file.metadata, file.status) == ("my-doc", {"v": 2}, "Available")
     assert "beavers" in " ".join(file.chunks.values_list("text", flat=True))

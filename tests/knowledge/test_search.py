@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from assistant_chat import services
-from assistant_chat.knowledge import ingest, retrieval, search
+from assistant_chat.knowledge import retrieval, search
 from assistant_chat.knowledge.demo_documents import write_pdf
 from assistant_chat.knowledge.filters import parse_filter
 from assistant_chat.knowledge.search import query_terms, search_chunks
@@ -49,7 +49,6 @@ def library() -> Assistant:
         {"kind": "earth", "year": 2023},
     )
     yield assistant
-    ingest.shutdown()
 
 
 def test_query_terms_drop_stopwords_and_duplicates() -> None:
@@ -149,7 +148,6 @@ def test_capped_term_counts_choose_the_terms_exact_counts_would(budget: int, mon
             exact = dict(cursor.fetchall())  # these words are their own stems
             expected = search._within_budget(terms, {t: exact.get(t, 0) for t in terms}, budget)
             assert search._selective_terms(cursor, terms) == expected, (budget, terms)
-    ingest.shutdown()
 
 
 def test_retrieval_returns_full_file_objects(library: Assistant) -> None:
@@ -227,7 +225,6 @@ def test_every_term_over_the_budget_keeps_the_rarest_by_exact_count(monkeypatch:
     with connection.cursor() as cursor:
         assert search._selective_terms(cursor, ["delta", "gamma"]) == ["gamma"]
         assert search._selective_terms(cursor, ["deltas", "absentword"]) == ["absentword"]
-    ingest.shutdown()
 
 
 def test_query_tokens_survive_a_rolled_back_transaction() -> None:

@@ -255,7 +255,7 @@ from assistant_chat.models import ModelEndpoint, Room
 
 User = get_user_model()
 assistant = services.assistant_create(name="handbook")
-services.file_upload(assistant=assistant, name="otters.txt", data=b"Sea otters use rocks as tools.")[2].result(60)
+services.file_upload(assistant=assistant, name="otters.txt", data=b"Sea otters use rocks as tools.")[2].run_here()
 ModelEndpoint.objects.create(model_id="faults", base_url=UPSTREAM + "/v1", upstream_model="faults")
 names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory"]
 users = [User.objects.create_user(name, password=name + "-pw") for name in names]
@@ -311,8 +311,11 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             "CHAT_RATE_LIMIT_MESSAGES": "10000",
             "DATABASE_CONN_MAX_AGE": "60",
+            "JOBS_MODE": "worker",  # no worker runs: the seed processes its one file itself
+            "METRICS_DIR": str(self.directory / "metrics"),
             **self.extra_env,
         }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.manage_env = {**env, "CHAT_VAR_DIR": str(self.directory / "manage")}
         self.manage("migrate", "--noinput")
         seed = SEED.replace("UPSTREAM", json.dumps(f"http://127.0.0.1:{self.upstream_port}"))

@@ -10,7 +10,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ... import errors, services
-from ...knowledge import ingest
 from ...knowledge.parsers import SUPPORTED_EXTENSIONS
 from ...models import Assistant, File
 
@@ -52,7 +51,7 @@ class Command(BaseCommand):
             for path in paths:
                 bar.set_postfix_str(path.name[-40:])
                 try:
-                    file, _operation, future = services.file_upload(
+                    file, _operation, job = services.file_upload(
                         assistant=assistant, name=path.name, data=path.read_bytes(), metadata=metadata
                     )
                 except errors.ChatError as exc:
@@ -60,13 +59,13 @@ class Command(BaseCommand):
                     bar.write(self.style.ERROR(f"{path}: {exc.message}"))
                     bar.update(1)
                     continue
-                status = future.result()
+                # Run here unless a worker took it first: the command needs no worker running.
+                status = job.run_here()
                 if status != File.Status.AVAILABLE:
                     failed += 1
                     file.refresh_from_db()
                     bar.write(self.style.ERROR(f"{path}: {status}: {file.error_message}"))
                 bar.update(1)
-        ingest.shutdown()
         done = len(paths) - failed
         self.stdout.write(self.style.SUCCESS(f"{done} of {len(paths)} file(s) ingested into {assistant.name}"))
         if failed:

@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from ... import services
-from ...knowledge import ingest
 from ...knowledge.demo_documents import demo_files
 from ...models import ApiKey, Assistant, Conversation, File, Room
 
@@ -48,13 +47,12 @@ class Command(BaseCommand):
         for demo in demo_files():
             if demo.name in present:
                 continue
-            _file, _op, future = services.file_upload(
+            _file, _op, job = services.file_upload(
                 assistant=assistant, name=demo.name, data=demo.data, metadata=demo.metadata
             )
-            status = future.result()
+            status = job.run_here()  # bin/run sets up before its worker starts
             added += 1
             self.stdout.write(f"  demo file {demo.name}: {status}")
-        ingest.shutdown()
         self.stdout.write(f"Demo assistant '{DEMO_ASSISTANT}' ready ({added} file(s) added).")
         return assistant
 

@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics (`metrics`), health checks (`health`) and their endpoints (`views`)."""

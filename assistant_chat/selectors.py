@@ -458,10 +458,6 @@ def message_get_for_user(*, user: object, message_id: int, room: Room | None = N
     return message
 
 
-def message_refresh(*, message: Message) -> Message:
-    return Message.objects.select_related("author").get(pk=message.pk)
-
-
 def message_max_chars() -> int:
     return settings.CHAT_MESSAGE_MAX_CHARS
 

@@ -473,16 +473,6 @@ def turn_interrupt_if_lapsed(*, message_id: int) -> Message | None:
     return Message.objects.select_related("conversation").get(pk=message_id)
 
 
-def turn_checkpoint(*, message_id: int, content: str, seq: int) -> bool:
-    """Save a running turn's text so far and renew its lease. False when the turn is no longer streaming (another
-    process ended it because its lease lapsed)."""
-    return bool(
-        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-            content=content, seq=seq, lease_expires_at=_lease()
-        )
-    )
-
-
 def turns_renew(*, checkpoints: dict[int, tuple[str, int] | None]) -> set[int]:
     """One process's periodic write for all its running turns: each turn's lease is renewed, and those whose text
     grew since the last call (`(content, seq)`, None when unchanged) have it saved. Returns the ids still streaming

@@ -176,6 +176,27 @@ async def test_redis_stopped_for_15_s_and_restarted_empty_mid_turn(healthy: Clus
         assert set(alice.presence) >= {"alice", "bob", "carol"}, f"presence after the outage: {alice.presence}"
 
 
+async def test_redis_frozen_for_5_s_mid_turn_only_delays_frames(healthy: Cluster, figures: dict) -> None:
+    """SIGSTOP keeps Redis's data and connections: nothing is lost or repeated, every member ends with the text."""
+    cluster = healthy
+    async with room(cluster, ("alice", "a"), ("bob", "b")) as members:
+        alice, bob = members
+        answer = await answer_of(alice, await alice.ask("Frozen [[words=100 rate=12]]"))
+        await bob.until(lambda: len(bob.text(answer)) > 5 * WORD, 15, "some text")
+        cluster.redis.freeze()
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cluster.redis.thaw()
+        thawed = time.time()
+        for member in members:
+            end = await member.ended_with(answer, 30)
+            assert end["status"] == "complete" and member.assembled[answer] == end["content"], member.name
+            assert not clean(member), clean(member)
+        figures["end_after_thaw_s"] = round(max(end_time(m, answer) for m in members) - thawed, 2)
+        assert saved(cluster, answer) == ("complete", end["content"])
+
+
 # --- 2. A killed process ----------------------------------------------------------------------------------------
 
 

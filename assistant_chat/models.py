@@ -415,6 +415,9 @@ class Message(models.Model):
         ASSISTANT = "assistant"
 
     class Status(models.TextChoices):
+        # A member's question waiting for its answer (another answer in the conversation is still streaming);
+        # it becomes `complete` when its turn starts, oldest first.
+        QUEUED = "queued"
         STREAMING = "streaming"
         COMPLETE = "complete"
         CANCELLED = "cancelled"
@@ -462,6 +465,12 @@ class Message(models.Model):
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A streaming turn whose lease lapsed lost its process: it is interrupted."
     )
+    client_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The sender's id for this message (from the browser), so that a resend after a connection "
+        "failure is recognised and saved once.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -473,6 +482,8 @@ class Message(models.Model):
             # The admin's review filters ("has failed answers", "answered by model X") find conversations by these.
             models.Index(fields=["status", "conversation"], name="message_status_conversation"),
             models.Index(fields=["model", "conversation"], name="message_model_conversation"),
+            # The queue of questions waiting for an answer, read on every turn's end and by each process's sweep.
+            models.Index(fields=["conversation", "id"], condition=Q(status="queued"), name="message_queued"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -485,6 +496,9 @@ class Message(models.Model):
                 name="message_temperature_range",
             ),
             models.CheckConstraint(condition=Q(role__in=["user", "assistant"]), name="message_role_valid"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"], condition=~Q(client_id=""), name="message_client_id_once"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import weakref
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -349,15 +350,75 @@ def conversation_messages(*, conversation: Conversation, after_id: int = 0) -> l
 
 
 def conversation_history(*, conversation_id: int, before_id: int, limit: int) -> list[Message]:
-    """The last `limit` messages the model sees before message `before_id`: questions, and answers that have text."""
-    messages = (
-        Message.objects.filter(conversation_id=conversation_id, pk__lt=before_id)
-        .exclude(role=Message.Role.ASSISTANT, content="")
-        .exclude(status=Message.Status.FAILED, role=Message.Role.ASSISTANT)
-        .select_related("author")
-        .order_by("-id")[:limit]
+    """The last `limit` messages the model sees for the question `before_id` answers (or, for an answer, the
+    question it replies to): earlier questions each followed by its answer, then the question itself. Questions
+    queued after it are not part of its turn; answers with no text and failed answers are left out."""
+    question_id = before_id
+    reply_to = Message.objects.filter(pk=before_id, role=Message.Role.ASSISTANT).values_list("reply_to_id", flat=True)
+    if reply_to and reply_to[0]:
+        question_id = reply_to[0]
+    questions = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER, pk__lte=question_id)
+    answers = (
+        Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT, pk__lt=before_id)
+        .filter(Q(reply_to_id__lt=question_id) | Q(reply_to__isnull=True))
+        .exclude(content="")
+        .exclude(status=Message.Status.FAILED)
     )
-    return list(reversed(messages))
+    recent_questions = list(questions.select_related("author").order_by("-id")[:limit])
+    recent_answers = list(answers.order_by("-id")[:limit])
+    # An answer goes right after the question it replies to, even when questions queued while it streamed were
+    # saved before it: the model reads each exchange in order.
+    said = sorted(
+        recent_questions + recent_answers,
+        key=lambda m: (m.pk, 0) if m.role == Message.Role.USER else (m.reply_to_id or m.pk, 1),
+    )
+    return said[-limit:]
+
+
+def turn_states(*, message_ids: list[int]) -> dict[int, TurnState]:
+    """Where each of these turns stands in the database (missing ids were deleted): read by each process's
+    supervisor for the turns its members watch."""
+    rows = Message.objects.filter(pk__in=message_ids).values_list(
+        "pk", "status", "lease_expires_at", "completed_at", "runner", "conversation_id"
+    )
+    return {row[0]: TurnState(*row) for row in rows}
+
+
+def turns_lapsed(*, limit: int = 50) -> list[TurnState]:
+    """Streaming answers whose lease lapsed: their process stopped renewing it (died, or cannot reach the
+    database). The supervisors ask each one's process before ending it."""
+    rows = Message.objects.filter(status=Message.Status.STREAMING, lease_expires_at__lt=timezone.now()).values_list(
+        "pk", "status", "lease_expires_at", "completed_at", "runner", "conversation_id"
+    )[:limit]
+    return [TurnState(*row) for row in rows]
+
+
+def conversations_waiting(*, older_than_seconds: float, limit: int = 50) -> list[int]:
+    """Conversations with a question queued for longer than `older_than_seconds` (its turn should have started
+    when the previous answer ended: the process that ran it stopped first, or started none)."""
+    since = timezone.now() - timedelta(seconds=older_than_seconds)
+    rows = (
+        Message.objects.filter(status=Message.Status.QUEUED, created_at__lt=since)
+        .values_list("conversation_id", flat=True)
+        .order_by("conversation_id")
+        .distinct()[:limit]
+    )
+    return list(rows)
+
+
+def message_for_room(*, message_id: int) -> Message | None:
+    """A message with its conversation and room, for the room's machinery (already authorised, or no member)."""
+    return Message.objects.select_related("conversation__room", "author").filter(pk=message_id).first()
+
+
+@dataclass(frozen=True)
+class TurnState:
+    message_id: int
+    status: str
+    lease_expires_at: datetime | None
+    completed_at: datetime | None
+    runner: str
+    conversation_id: int
 
 
 def room_file_get_for_user(*, user: object, room: Room, file_id: str) -> File:
@@ -395,10 +456,6 @@ def message_get_for_user(*, user: object, message_id: int, room: Room | None = N
         raise errors.NotFound("Message not found.")
     room_get_for_user(user=user, room_id=message.conversation.room_id)
     return message
-
-
-def message_refresh(*, message: Message) -> Message:
-    return Message.objects.select_related("author").get(pk=message.pk)
 
 
 def message_max_chars() -> int:

@@ -326,8 +326,11 @@ def conversation_rename(*, conversation: Conversation, title: Any, user: Any = N
     return conversation
 
 
-def message_create(*, conversation: Conversation, author: Any, content: Any) -> Message:
-    """Save a member's message. Refuses empty or oversized text and members over the rate limit, saying which."""
+def message_create(
+    *, conversation: Conversation, author: Any, content: Any, client_id: str = "", queued: bool = False
+) -> Message:
+    """Save a member's message. Refuses empty or oversized text and members over the rate limit, saying which.
+    `queued` saves it as waiting for an answer (`turn_start_next` picks it up in order)."""
     if not isinstance(content, str):
         raise errors.InvalidArgument("content must be text")
     if not content.strip():
@@ -343,12 +346,45 @@ def message_create(*, conversation: Conversation, author: Any, content: Any) -> 
             f"You are sending messages too fast: at most {settings.CHAT_RATE_LIMIT_MESSAGES} per {window} seconds. "
             "Wait a moment and send again; your text is still in the box."
         )
+    status = Message.Status.QUEUED if queued else Message.Status.COMPLETE
     with transaction.atomic():
         message = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, author=author, content=content
+            conversation=conversation,
+            role=Message.Role.USER,
+            author=author,
+            content=content,
+            client_id=client_id,
+            status=status,
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     return message
+
+
+def message_send(*, conversation: Conversation, author: Any, content: Any, client_id: str = "") -> Message:
+    """A member's message from the room: saved once per `client_id` (a resend after a lost connection returns the
+    message already saved), and queued for an answer when the room answers it. The caller then asks for the next
+    turn (`turn_start_next`); a question sent while another answer streams waits its turn in the database."""
+    if client_id and (existing := _sent_before(author=author, client_id=client_id, conversation=conversation)):
+        return existing
+    room = Room.objects.select_related("assistant").get(pk=conversation.room_id)
+    wanted = isinstance(content, str) and answer_wanted(room=room, content=content)
+    try:
+        return message_create(
+            conversation=conversation, author=author, content=content, client_id=client_id, queued=wanted
+        )
+    except IntegrityError:
+        # The same client_id raced in from another socket: that one was saved.
+        existing = _sent_before(author=author, client_id=client_id, conversation=conversation)
+        if existing is None:
+            raise
+        return existing
+
+
+def _sent_before(*, author: Any, client_id: str, conversation: Conversation) -> Message | None:
+    existing = Message.objects.filter(author=author, client_id=client_id).first()
+    if existing is not None and existing.conversation_id != conversation.pk:
+        raise errors.InvalidArgument("This client_id was already used for another message; send with a new one.")
+    return existing
 
 
 def message_addresses_assistant(*, room: Room, content: str) -> bool:
@@ -359,51 +395,102 @@ def message_addresses_assistant(*, room: Room, content: str) -> bool:
     return re.search(rf"(?<![\w@])@{name}\b", content, re.IGNORECASE) is not None
 
 
-def turn_wanted(*, room: Room, message: Message) -> bool:
-    return room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=message.content)
+def answer_wanted(*, room: Room, content: str) -> bool:
+    """Whether the room answers this message: every message, or only those that address the assistant."""
+    return room.reply_mode == Room.ReplyMode.EVERY or message_addresses_assistant(room=room, content=content)
 
 
-def turn_start(*, conversation: Conversation, reply_to: Message, runner: str) -> Message:
-    """Create the streaming assistant message for a new turn, with a snapshot of the room's settings as they are
-    now. A turn whose process died (lease lapsed) is marked interrupted first; a live one means `TurnInProgress`."""
-    room = Room.objects.get(pk=conversation.room_id)
-    now = timezone.now()
+def _lease() -> Any:
+    return timezone.now() + timedelta(seconds=settings.CHAT_TURN_LEASE_SECONDS)
+
+
+def turn_start_next(*, conversation_id: int, runner: str) -> Message | None:
+    """Start the answer to the oldest queued question of a conversation, unless an answer is streaming there.
+
+    Creates the streaming assistant message (with a snapshot of the room's settings as they are now) and marks the
+    question answered, in one transaction; the database's one-streaming-message rule makes this safe when several
+    processes try at once (all but one get None). Returns the new message (with its conversation and room), or None
+    when nothing waits or an answer is already streaming. A streaming answer whose process died is not taken over
+    here: the processes' supervisors end it first (after asking its process), then call this."""
     with transaction.atomic():
-        turns_interrupt_lapsed(conversation_id=conversation.pk)
+        if Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING).exists():
+            return None
+        question = (
+            Message.objects.filter(conversation_id=conversation_id, status=Message.Status.QUEUED).order_by("id").first()
+        )
+        if question is None:
+            return None
+        room = Room.objects.get(conversations__pk=conversation_id)
         try:
             with transaction.atomic():
-                return Message.objects.create(
-                    conversation=conversation,
+                reply = Message.objects.create(
+                    conversation_id=conversation_id,
                     role=Message.Role.ASSISTANT,
-                    reply_to=reply_to,
+                    reply_to=question,
                     status=Message.Status.STREAMING,
                     model=room.model,
                     temperature=room.temperature,
                     metadata_filter=room.metadata_filter or None,
                     runner=runner,
-                    lease_expires_at=now + timedelta(seconds=settings.CHAT_TURN_LEASE_SECONDS),
+                    lease_expires_at=_lease(),
                 )
         except IntegrityError:
-            raise errors.TurnInProgress(
-                "The assistant is still answering in this conversation. Wait for it, or stop it, then send again."
-            ) from None
+            return None  # another process started one this instant
+        updated = Message.objects.filter(pk=question.pk, status=Message.Status.QUEUED).update(
+            status=Message.Status.COMPLETE
+        )
+        if not updated:  # taken by another process between our reads (the unique rule makes this unreachable)
+            transaction.set_rollback(True)
+            return None
+    return Message.objects.select_related("conversation__room", "reply_to").get(pk=reply.pk)
 
 
-def turns_interrupt_lapsed(*, conversation_id: int) -> int:
-    """Mark streaming answers whose process died (lease lapsed) as interrupted, keeping their last saved text.
-    Called before a new turn and when a page or a resume finds one. Returns how many were marked."""
+TURN_INTERRUPTED_ERROR = "The server stopped during this answer."
+
+
+def turns_interrupt_lapsed(*, conversation_id: int, grace_seconds: float = 0.0) -> int:
+    """Mark streaming answers whose process died (lease lapsed more than `grace_seconds` ago) as interrupted,
+    keeping their last saved text. Called when a page finds one, with a grace that leaves the processes'
+    supervisors (which first ask the turn's process whether it lives) time to act. Returns how many were marked."""
     now = timezone.now()
     return Message.objects.filter(
-        conversation_id=conversation_id, status=Message.Status.STREAMING, lease_expires_at__lt=now
-    ).update(status=Message.Status.INTERRUPTED, completed_at=now, error="The server stopped during this answer.")
+        conversation_id=conversation_id,
+        status=Message.Status.STREAMING,
+        lease_expires_at__lt=now - timedelta(seconds=grace_seconds),
+    ).update(status=Message.Status.INTERRUPTED, completed_at=now, error=TURN_INTERRUPTED_ERROR)
 
 
-def turn_checkpoint(*, message_id: int, content: str, seq: int) -> None:
-    """Renew a running turn's lease and save its text so far, so a crash loses at most one lease period."""
-    lease = timezone.now() + timedelta(seconds=settings.CHAT_TURN_LEASE_SECONDS)
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        content=content, seq=seq, lease_expires_at=lease
+def turn_interrupt_if_lapsed(*, message_id: int) -> Message | None:
+    """End one streaming answer whose lease lapsed (its process is gone) as interrupted, keeping its last saved
+    text. Returns the message when this call ended it, None when it was not streaming or its lease is live (so of
+    several processes finding the same dead turn, exactly one ends it)."""
+    now = timezone.now()
+    ended = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING, lease_expires_at__lt=now).update(
+        status=Message.Status.INTERRUPTED, completed_at=now, lease_expires_at=None, error=TURN_INTERRUPTED_ERROR
     )
+    if not ended:
+        return None
+    return Message.objects.select_related("conversation").get(pk=message_id)
+
+
+def turns_renew(*, checkpoints: dict[int, tuple[str, int] | None]) -> set[int]:
+    """One process's periodic write for all its running turns: each turn's lease is renewed, and those whose text
+    grew since the last call (`(content, seq)`, None when unchanged) have it saved. Returns the ids still streaming
+    (a missing id was ended elsewhere)."""
+    alive: set[int] = set()
+    lease = _lease()
+    with transaction.atomic():
+        silent = [message_id for message_id, saved in checkpoints.items() if saved is None]
+        for message_id, saved in checkpoints.items():
+            if saved is not None and Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                content=saved[0], seq=saved[1], lease_expires_at=lease
+            ):
+                alive.add(message_id)
+        if silent:
+            streaming = Message.objects.filter(pk__in=silent, status=Message.Status.STREAMING)
+            alive.update(streaming.values_list("pk", flat=True))
+            streaming.update(lease_expires_at=lease)
+    return alive
 
 
 def turn_finish(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
@@ -58,7 +59,8 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     elif conversations:
         current = conversations[0]
     if current is not None:
-        services.turns_interrupt_lapsed(conversation_id=current.pk)  # answers whose process died stop spinning
+        # Answers whose process died long ago stop spinning (the supervisors end recent ones, asking first).
+        services.turns_interrupt_lapsed(conversation_id=current.pk, grace_seconds=settings.CHAT_TURN_LEASE_SECONDS)
     messages = selectors.conversation_messages(conversation=current) if current else []
     shown_from = max(0, len(messages) - PAGE_MESSAGES) if request.GET.get("all") != "1" else 0
     earlier = shown_from

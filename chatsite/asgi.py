@@ -19,6 +19,7 @@ from assistant_chat.api.asgi_chat import chat_fast_path  # noqa: E402
 from assistant_chat.monitoring.endpoints import operations_endpoints  # noqa: E402
 from assistant_chat.rooms.limits import ExactOriginValidator  # noqa: E402
 from assistant_chat.rooms.routing import websocket_urlpatterns  # noqa: E402
+from assistant_chat.rooms.turn_runner import install_shutdown_drain  # noqa: E402
 
 
 def websocket_app():  # type: ignore[no-untyped-def]
@@ -29,3 +30,5 @@ def websocket_app():  # type: ignore[no-untyped-def]
 application = ProtocolTypeRouter(
     {"http": operations_endpoints(chat_fast_path(django_asgi_app)), "websocket": websocket_app()}
 )
+# Under Daphne, SIGTERM drains running answers before the process exits (CHAT_DRAIN_SECONDS).
+install_shutdown_drain()

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "assistant_chat.jobs.apps.JobQueueConfig",  # django-tasks-db, named for the admin
     "assistant_chat",
     "assistant_chat.jobs",
+    "assistant_chat.rooms",  # the live room's signal receivers (access changes reach open sockets)
 ]
 
 MIDDLEWARE = [
@@ -153,16 +154,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+# Redis Sentinel instead of one Redis address: "host:port,host:port" and the monitored master's name. The rooms
+# recover from a failover as from any Redis outage (docs/rooms.md).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", [])
+if REDIS_URL or REDIS_SENTINELS:
+    # redis-py 8 gives sockets a 5 s read timeout, the same as channels_redis's blocking pop: an idle process would
+    # see its receive() fail. The read timeout must outlast the pop.
+    _redis_host: dict = {"socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}
+    if REDIS_SENTINELS:
+        _redis_host.update(
+            master_name=os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
+            sentinels=[(item.rsplit(":", 1)[0], int(item.rsplit(":", 1)[1])) for item in REDIS_SENTINELS],
+            db=env_int("REDIS_DB", 0),
+        )
+    else:
+        _redis_host["address"] = REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 gives sockets a 5 s read timeout, the same as channels_redis's blocking pop: an idle
-                # process would see its receive() fail. The read timeout must outlast the pop.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
-                "capacity": env_int("CHANNEL_CAPACITY", 1000),
-            },
+            "CONFIG": {"hosts": [_redis_host], "capacity": env_int("CHANNEL_CAPACITY", 1000)},
         }
     }
 else:
@@ -286,8 +296,15 @@ CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 60)
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40)
 # How many earlier messages of the conversation the model sees.
 CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 40)
-# A running turn renews its lease (and saves its partial text) this often; a lapsed lease means its process died.
-CHAT_TURN_LEASE_SECONDS = env_int("CHAT_TURN_LEASE_SECONDS", 30)
+# A running turn's lease: renewed (and its text so far saved) every CHAT_TURN_CHECKPOINT_SECONDS whatever the model
+# does; one not renewed for this long means its process died, and another process ends the turn (members learn
+# within about lease + 2 s). Long enough to ride out a slow database write, short enough not to keep members waiting.
+CHAT_TURN_LEASE_SECONDS = env_float("CHAT_TURN_LEASE_SECONDS", 6.0)
+CHAT_TURN_CHECKPOINT_SECONDS = env_float("CHAT_TURN_CHECKPOINT_SECONDS", 1.0)
+# A turn's final save is retried this long while the database is unreachable (the text waits in memory).
+CHAT_TURN_SAVE_RETRY_SECONDS = env_float("CHAT_TURN_SAVE_RETRY_SECONDS", 120.0)
+# On SIGTERM, running answers get this long to finish; the rest are saved whole (interrupted) and ended for members.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 10.0)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])
 

@@ -17,10 +17,19 @@ from ..models import Conversation, Message, Room
 MAX_FRAME_CHARS = 64 * 1024
 CLIENT_ID_MAX = 64
 
+# Close codes a room socket ends with (beside the standard ones). A client does not reconnect after 4401 or 4403.
+CLOSE_SIGNED_OUT = 4401  # the session ended: logged out, password changed, account deactivated
+CLOSE_NO_ACCESS = 4403  # not (or no longer) a member of the room
+CLOSE_RESTARTING = 4012  # this process is shutting down: reconnect at once (autobahn allows no 1012)
+
 # --- client frames ------------------------------------------------------------------------------------------------
 
 
 class MessageSend(TypedDict):
+    """A member's message. With `client_id`, sending the same frame again (after a lost connection or a retryable
+    error) saves it once. A question sent while an answer streams is queued (`status: "queued"`) and answered in
+    order."""
+
     type: Literal["message.send"]
     conversation_id: int
     content: str
@@ -33,11 +42,15 @@ class TurnCancel(TypedDict):
 
 
 class TurnResume(TypedDict):
-    """Ask for the deltas of a streaming answer after `last_seq` (0: from the start)."""
+    """Ask for the deltas of a streaming answer after `last_seq` (0: from the start). `chars`, the length of the
+    text the client holds, lets a process that no longer has the turn's frames send the rest from the saved answer.
+    Answered once per socket: a catch-up delta (`from_seq` = `last_seq` + 1) and the live deltas after it, or, when
+    the answer has ended, the rest of its text and its end."""
 
     type: Literal["turn.resume"]
     message_id: int
     last_seq: int
+    chars: NotRequired[int]
 
 
 class ConversationSync(TypedDict):
@@ -76,7 +89,7 @@ _FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
     # type -> field -> (python type, required)
     "message.send": {"conversation_id": (int, True), "content": (str, True), "client_id": (str, False)},
     "turn.cancel": {"message_id": (int, True)},
-    "turn.resume": {"message_id": (int, True), "last_seq": (int, True)},
+    "turn.resume": {"message_id": (int, True), "last_seq": (int, True), "chars": (int, False)},
     "conversation.sync": {"conversation_id": (int, True), "after_id": (int, True)},
     "conversation.create": {"title": (str, False), "client_id": (str, False)},
     "conversation.rename": {"conversation_id": (int, True), "title": (str, True)},
@@ -152,6 +165,7 @@ class MessagePayload(TypedDict):
     error: str
     seq: int
     created_at: str
+    reply_to: int | None  # an answer: the question it answers
 
 
 class ConversationPayload(TypedDict):
@@ -232,11 +246,23 @@ class AssistantError(TypedDict):
 
 
 class ErrorEvent(TypedDict):
+    """A frame could not be handled. With `retryable` the server had a passing fault (its database or channel
+    layer): sending the same frame again later may work, and a `message.send` with its `client_id` is saved once."""
+
     type: Literal["error"]
     code: str
     message: str
     ref: NotRequired[str]
     client_id: NotRequired[str]
+    retryable: NotRequired[bool]
+
+
+class RoomResync(TypedDict):
+    """This process lost its link to the other processes for a while (a channel-layer outage) and has it again:
+    events of that time may be missing, so the client sends `conversation.sync` with the last message id it holds.
+    Answers in flight need nothing: their text continues in order."""
+
+    type: Literal["room.resync"]
 
 
 def encode(event: Any) -> str:
@@ -270,6 +296,7 @@ def message_payload(message: Message, room_slug: str, *, author_name: str | None
         "error": message.error,
         "seq": message.seq,
         "created_at": message.created_at.isoformat() if message.created_at else "",
+        "reply_to": message.reply_to_id,
     }
 
 
@@ -346,10 +373,16 @@ def assistant_end(payload: MessagePayload) -> AssistantDone | AssistantError:
     return {"type": "assistant.done", "message": payload}
 
 
-def error(code: str, message: str, *, ref: str = "", client_id: str = "") -> ErrorEvent:
+def error(code: str, message: str, *, ref: str = "", client_id: str = "", retryable: bool = False) -> ErrorEvent:
     event: ErrorEvent = {"type": "error", "code": code, "message": message}
     if ref:
         event["ref"] = ref
     if client_id:
         event["client_id"] = client_id
+    if retryable:
+        event["retryable"] = True
     return event
+
+
+def room_resync() -> RoomResync:
+    return {"type": "room.resync"}

@@ -4,6 +4,9 @@
 // server, where Markdown was rendered by a real parser and cleaned by a sanitizer (assistant_chat/rendering.py).
 // Streaming: each delta carries `seq`; text is applied only in order, a gap asks the server to resume from the
 // last seq held, and `assistant.done` replaces the message with the saved one.
+// Exactly once: a socket resumes each answer at most once (on open, when told to, or on a gap), an answer that has
+// ended ignores anything more, and a message is sent with a client id so that sending it again (after a lost
+// connection or a retryable error) saves it once. tests/faults/client.py applies frames by these same rules.
 (function () {
   "use strict";
 
@@ -16,12 +19,15 @@
   const alertBox = document.getElementById("alert");
   const connection = document.getElementById("connection");
   const streams = new Map(); // message id -> {seq, raw, upto, el}
+  const finished = new Set(); // answers whose end arrived: nothing more of them is applied
   let socket = null;
   let retry = 0;
   let pendingClientId = null;
+  let pendingFrame = null; // the message.send awaiting its chat.message: sent again after a reconnect
+  let sendRetries = 0;
   let newConversationId = null;
   let lastMessageId = state.last_message_id || 0;
-  let resumeAsked = new Set();
+  let resumedOnSocket = new Set(); // answers this socket has asked to resume (at most once each)
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -59,7 +65,8 @@
   }
 
   function metaDetails(m) {
-    if (m.role !== "assistant" || m.status === "streaming") return "";
+    if (m.role === "user") return m.status === "queued" ? "waiting for the assistant" : "";
+    if (m.status === "streaming") return "";
     let text = m.model || "";
     if (m.usage && m.usage.completion_tokens) text += " · " + m.usage.prompt_tokens + "+" + m.usage.completion_tokens + " tokens";
     if (m.status !== "complete") text += " · " + m.status;
@@ -121,19 +128,22 @@
   }
 
   function applyDelta(d) {
+    if (finished.has(d.message_id)) return; // the saved answer is shown; nothing more of it applies
     let s = streams.get(d.message_id);
     if (!s) {
-      // A delta for an answer this page has not seen start: fetch the message and its text so far.
-      askResume(d.message_id, 0, true);
+      // A delta for an answer this page has not seen start: fetch the conversation since what it holds.
+      if (!resumedOnSocket.has(d.message_id)) {
+        resumedOnSocket.add(d.message_id);
+        sync();
+      }
       return;
     }
     const first = d.from_seq || d.seq;
     if (d.seq <= s.seq) return; // already have it
     if (first !== s.seq + 1) {
-      askResume(d.message_id, s.seq, false);
+      resume(d.message_id); // a gap: ask for the rest from what this page holds
       return;
     }
-    resumeAsked.delete(d.message_id);
     s.seq = d.seq;
     s.raw += d.text;
     if (d.html) {
@@ -145,27 +155,45 @@
     }
     s.tail.textContent = s.raw.slice(s.upto);
     const li = findMessage(d.message_id);
-    if (li) li.dataset.seq = d.seq;
-  }
-
-  function askResume(messageId, lastSeq, sync) {
-    if (resumeAsked.has(messageId)) return;
-    resumeAsked.add(messageId);
-    if (sync && state.conversation_id) {
-      send({ type: "conversation.sync", conversation_id: state.conversation_id, after_id: lastMessageId });
-    } else {
-      send({ type: "turn.resume", message_id: messageId, last_seq: lastSeq });
+    if (li) {
+      li.dataset.seq = d.seq;
+      li.dataset.chars = s.raw.length; // what the page holds: its resume says so, and tests read it
     }
   }
 
+  // Ask for an answer's text after what this page holds, once per socket: the server sends each socket a turn's
+  // text once, so a second request could only bring duplicates.
+  function resume(messageId) {
+    const s = streams.get(messageId);
+    if (!s || finished.has(messageId) || resumedOnSocket.has(messageId)) return;
+    resumedOnSocket.add(messageId);
+    send({ type: "turn.resume", message_id: messageId, last_seq: s.seq, chars: s.raw.length });
+  }
+
+  function sync() {
+    if (state.conversation_id) {
+      send({ type: "conversation.sync", conversation_id: state.conversation_id, after_id: lastMessageId });
+    }
+  }
+
+  // A question whose answer started is no longer waiting.
+  function answered(questionId) {
+    const li = questionId ? findMessage(questionId) : null;
+    if (!li || li.dataset.status !== "queued") return;
+    li.dataset.status = "complete";
+    li.className = li.className.replace("status-queued", "status-complete");
+    li.querySelector(".details").textContent = "";
+  }
+
   function endStream(m) {
+    if (finished.has(m.id)) return;
+    finished.add(m.id);
     const s = streams.get(m.id);
     if (s) {
       const tail = s.raw.slice(s.upto);
       if (tail) announce(tail);
     }
     streams.delete(m.id);
-    resumeAsked.delete(m.id);
     renderMessage(m);
     announce(m.status === "complete" ? "Answer complete." : m.status === "cancelled" ? "Answer stopped." : "Answer failed: " + m.error);
     updateStop();
@@ -199,18 +227,21 @@
       if (e.client_id && e.client_id === pendingClientId) {
         input.value = "";
         pendingClientId = null;
+        pendingFrame = null;
+        sendRetries = 0;
         showAlert("");
       }
     },
     "assistant.start": function (e) {
-      if (e.message.conversation_id !== state.conversation_id) return;
+      if (e.message.conversation_id !== state.conversation_id || finished.has(e.message.id)) return;
+      answered(e.message.reply_to);
       if (!streams.has(e.message.id)) {
         following(function () {
           startStream(e.message);
         });
       }
       // Joined mid-turn: the text so far comes on request, from the seq this page holds.
-      if (e.resume) send({ type: "turn.resume", message_id: e.message.id, last_seq: streams.get(e.message.id).seq });
+      if (e.resume) resume(e.message.id);
     },
     "assistant.delta": function (e) {
       if (e.conversation_id !== state.conversation_id) return;
@@ -239,9 +270,26 @@
         document.getElementById("conversation-title").textContent = e.conversation.title;
       }
     },
+    "room.resync": function () {
+      sync(); // the server lost touch with the other processes for a while: fetch what may have been missed
+    },
     error: function (e) {
+      if (e.client_id && e.client_id === pendingClientId) {
+        if (e.retryable && pendingFrame && sendRetries < 8) {
+          // A passing fault on the server: the same frame again (its client id makes it count once).
+          sendRetries += 1;
+          showAlert("The server is having trouble; sending again…");
+          const frame = pendingFrame;
+          setTimeout(function () {
+            if (pendingFrame === frame) send(frame);
+          }, 500 * Math.pow(2, Math.min(sendRetries, 4)));
+          return;
+        }
+        pendingClientId = null;
+        pendingFrame = null;
+        sendRetries = 0;
+      }
       showAlert(e.message); // the composer keeps its text
-      if (e.client_id && e.client_id === pendingClientId) pendingClientId = null;
     },
   };
 
@@ -276,14 +324,14 @@
       retry = 0;
       connection.textContent = "Connected";
       connection.classList.remove("offline");
-      resumeAsked = new Set();
-      if (state.conversation_id) {
-        // Whatever arrived while we were away, then the rest of every answer still streaming.
-        send({ type: "conversation.sync", conversation_id: state.conversation_id, after_id: lastMessageId });
-        streams.forEach(function (s, id) {
-          send({ type: "turn.resume", message_id: id, last_seq: s.seq });
-        });
-      }
+      resumedOnSocket = new Set();
+      // The rest of every answer still streaming (an end may be close), then whatever arrived while away, then a
+      // message that was not confirmed before the connection dropped.
+      streams.forEach(function (_s, id) {
+        resume(id);
+      });
+      sync();
+      if (pendingFrame) send(pendingFrame);
     });
     socket.addEventListener("message", function (message) {
       let event;
@@ -301,7 +349,15 @@
         connection.textContent = "You no longer have access to this room.";
         return;
       }
+      if (event.code === 4401) {
+        connection.textContent = "You are signed out. Reload the page to sign in again.";
+        return;
+      }
       connection.textContent = "Disconnected; reconnecting…";
+      if (event.code === 4012) {
+        setTimeout(connect, 100 + Math.random() * 400); // that server is restarting: another one takes us now
+        return;
+      }
       retry = Math.min(retry + 1, 6);
       setTimeout(connect, 250 * Math.pow(2, retry));
     });
@@ -318,7 +374,9 @@
         return;
       }
       pendingClientId = "m" + Date.now() + Math.random().toString(16).slice(2, 8);
-      send({ type: "message.send", conversation_id: state.conversation_id, content: content, client_id: pendingClientId });
+      pendingFrame = { type: "message.send", conversation_id: state.conversation_id, content: content, client_id: pendingClientId };
+      sendRetries = 0;
+      send(pendingFrame);
     });
     input.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -4,6 +4,8 @@ the citation opens the right file at the right page, and hostile text stays iner
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,71 @@ def test_a_stranger_gets_a_404_for_the_room_and_its_files(browser, site):
     response = carol.goto(f"/rooms/lab/files/{seeded['guide']}/")
     assert response is not None and response.status == 404
     carol.context.close()
+
+
+def test_room_js_resumes_once_and_applies_every_delta_once_across_a_dropped_socket(browser, site):
+    """Bob's network drops mid-answer (his socket is closed under the page); room.js reconnects, resumes the answer
+    once from what it holds, and before the end arrives the text it assembled is exactly the saved text: every
+    delta applied once, none lost. The end is held back by the route until that is checked."""
+    server, _seeded = site
+    alice, bob = in_the_room(browser, server)
+    connections: list[tuple[Any, Any]] = []
+    sent: list[tuple[int, dict[str, Any]]] = []  # (connection, frame) from the page
+    received: list[tuple[int, dict[str, Any]]] = []  # (connection, event) to the page
+    held: list[tuple[Any, str]] = []
+
+    def route(page_side: Any) -> None:
+        server_side = page_side.connect_to_server()
+        index = len(connections)
+        connections.append((page_side, server_side))
+
+        def to_page(message: str) -> None:
+            event = json.loads(message)
+            received.append((index, event))
+            if event["type"] == "assistant.done":
+                held.append((page_side, message))  # forwarded once the assembled text is checked
+                return
+            page_side.send(message)
+
+        def to_server(message: str) -> None:
+            sent.append((index, json.loads(message)))
+            server_side.send(message)
+
+        server_side.on_message(to_page)
+        page_side.on_message(to_server)
+
+    bob.route_web_socket(re.compile(r".*/ws/rooms/lab/"), route)
+    bob.reload()
+    bob.wait_for_selector("#connection:has-text('Connected')")
+    alice.fill("#composer-input", "How do sea otters open shellfish with rocks?")
+    alice.keyboard.press("Enter")
+    bob.wait_for_function(
+        "() => Number((document.querySelector('li.message.assistant.status-streaming') || {dataset: {}}).dataset.seq) >= 3"
+    )
+    page_side, server_side = connections[-1]
+    page_side.close(code=4000)  # the network drops: both sides see the socket close
+    server_side.close(code=4000)
+    alice.wait_for_selector("li.message.assistant.status-complete", timeout=30_000)
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        bob.wait_for_timeout(100)
+    assert held, f"bob's page never got the end; it reconnected {len(connections) - 1} time(s)"
+    final = json.loads(held[-1][1])["message"]
+    assembled = bob.eval_on_selector(
+        f"li.message[data-id='{final['id']}']", "li => [Number(li.dataset.seq), Number(li.dataset.chars)]"
+    )
+    assert assembled == [final["seq"], len(final["content"])], (
+        f"assembled (seq, characters) {assembled}, saved {final['seq']}, {len(final['content'])}"
+    )
+    for page_side, message in held:
+        page_side.send(message)
+    bob.wait_for_selector("li.message.assistant.status-complete")
+    assert bob.inner_text("li.message.assistant .body") == alice.inner_text("li.message.assistant .body")
+    assert len(connections) >= 2, "room.js did not reconnect"
+    for index in range(len(connections)):
+        resumes = [f for i, f in sent if i == index and f["type"] == "turn.resume" and f["message_id"] == final["id"]]
+        assert len(resumes) <= 1, f"connection {index} asked to resume the answer {len(resumes)} times"
+    resumed = [f for i, f in sent if i >= 1 and f["type"] == "turn.resume" and f["message_id"] == final["id"]]
+    assert resumed and resumed[0]["chars"] > 0, f"the reconnected page did not resume from what it held: {resumed}"
+    alice.context.close()
+    bob.context.close()

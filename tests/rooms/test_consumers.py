@@ -261,12 +261,23 @@ async def test_a_reconnecting_client_gets_exactly_the_missing_text(world):
         assert received == done["message"]["content"] == "".join(tokens)
         live = [d["seq"] for d in bob.deltas(message_id)[1:]]
         assert live == list(range(catch_up["seq"] + 1, catch_up["seq"] + 1 + len(live)))  # no seq twice
-        # After the end, a resume is answered from the log or the database with the final message.
+        # The same socket asking again after the end gets nothing more: it has the end.
         await bob.send({"type": "turn.resume", "message_id": message_id, "last_seq": done["message"]["seq"]})
-        again = await bob.until("assistant.done")
+        assert await bob.nothing(0.5)
+        # Another socket asking after the end is answered from the log with the final message, once.
+        carol_like = Socket(world["bob"], "lab")
+        assert await carol_like.connect()
+        await carol_like.until("room.joined")
+        for _ in range(2):
+            await carol_like.send({"type": "turn.resume", "message_id": message_id, "last_seq": 3})
+        again = await carol_like.until("assistant.done")
         assert again["message"]["content"] == "".join(tokens)
+        caught_up = carol_like.text_of(message_id)  # the text after seq 3, in one delta, before the end
+        assert caught_up and "".join(tokens).endswith(caught_up) and len(carol_like.deltas(message_id)) == 1
+        assert await carol_like.nothing(0.5)  # the second resume: nothing twice
         await alice.close()
         await bob.close()
+        await carol_like.close()
 
 
 async def test_the_turn_survives_its_author_leaving(world):
@@ -281,18 +292,47 @@ async def test_the_turn_survives_its_author_leaving(world):
         await bob.close()
 
 
-async def test_one_turn_per_conversation(world):
+async def test_a_question_sent_while_an_answer_streams_waits_and_is_answered_next(world):
     tokens = [f"w{i} " for i in range(40)]
-    async with room_upstream(world, openai_stream(tokens, delay=0.02)):
-        (alice,) = await members(world, "alice")
+    async with room_upstream(world, openai_stream(tokens, delay=0.02)) as upstream:
+        alice, bob = await members(world, "alice", "bob")
         await ask(alice, world["conversation"], "First")
-        await alice.until("assistant.start")
-        await ask(alice, world["conversation"], "Second, too soon")
-        error = await alice.until("error")
-        assert error["code"] == "turn_in_progress"
-        assert await adb(Message.objects.filter(content="Second, too soon").exists)()  # the question is kept
-        await alice.until("assistant.done")
+        first = (await alice.until("assistant.start"))["message"]
+        await bob.send(
+            {
+                "type": "message.send",
+                "conversation_id": world["conversation"].pk,
+                "content": "Second",
+                "client_id": "b1",
+            }
+        )
+        waiting = await bob.until("chat.message", client_id="b1")
+        assert waiting["message"]["status"] == "queued"  # shown as waiting, never refused
+        assert (await alice.until("assistant.done"))["message"]["id"] == first["id"]
+        second = (await alice.until("assistant.start"))["message"]
+        assert second["reply_to"] == waiting["message"]["id"] and second["id"] > first["id"]
+        assert (await alice.until("assistant.done"))["message"]["content"] == "".join(tokens)
+        question = await adb(Message.objects.get)(pk=waiting["message"]["id"])
+        assert question.status == "complete"
+        # The second turn saw the first exchange, then its own question; nothing queued after it.
+        said = [m["content"] for m in upstream.requests[-1].body["messages"] if m["role"] != "system"]
+        assert said[-3:] == ["alice: First", "".join(tokens), "bob: Second"]
         await alice.close()
+        await bob.close()
+
+
+async def test_a_message_sent_twice_with_its_client_id_is_saved_once(world):
+    world["room"].reply_mode = "addressed"
+    await adb(world["room"].save)()
+    (alice,) = await members(world, "alice")
+    frame = {"type": "message.send", "conversation_id": world["conversation"].pk, "content": "hi", "client_id": "m1"}
+    await alice.send(frame)
+    first = await alice.until("chat.message")
+    await alice.send(frame)  # a resend after a retryable error or a reconnect
+    again = await alice.until("chat.message")
+    assert first["message"]["id"] == again["message"]["id"]
+    assert await adb(Message.objects.filter(content="hi").count)() == 1
+    await alice.close()
 
 
 async def test_conversation_sync_returns_what_a_client_missed(world):

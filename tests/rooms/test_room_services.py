@@ -27,29 +27,62 @@ def test_one_streaming_message_per_conversation_is_a_database_rule(room):
         Message.objects.create(conversation=conversation, role="assistant", status="streaming")
 
 
-def test_turn_start_refuses_a_second_turn_but_takes_over_a_lapsed_one(room):
+def test_questions_wait_in_order_and_one_turn_streams_per_conversation(room):
     alice = room.members.get()
     conversation = services.conversation_create(room=room, user=alice)
-    question = services.message_create(conversation=conversation, author=alice, content="hi")
-    first = services.turn_start(conversation=conversation, reply_to=question, runner="r1")
-    with pytest.raises(errors.TurnInProgress):
-        services.turn_start(conversation=conversation, reply_to=question, runner="r2")
-    Message.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    second = services.turn_start(conversation=conversation, reply_to=question, runner="r2")
-    first.refresh_from_db()
-    assert first.status == "interrupted" and second.status == "streaming"
+    first_q = services.message_send(conversation=conversation, author=alice, content="one", client_id="c1")
+    second_q = services.message_send(conversation=conversation, author=alice, content="two", client_id="c2")
+    assert first_q.status == second_q.status == "queued"
+    first = services.turn_start_next(conversation_id=conversation.pk, runner="r1")
+    assert first is not None and first.reply_to_id == first_q.pk and first.status == "streaming"
+    assert services.turn_start_next(conversation_id=conversation.pk, runner="r2") is None  # one streams already
+    first_q.refresh_from_db()
+    assert first_q.status == "complete"
+    services.turn_finish(message_id=first.pk, status="complete", content="1", citations=[], seq=1)
+    second = services.turn_start_next(conversation_id=conversation.pk, runner="r2")
+    assert second is not None and second.reply_to_id == second_q.pk
+    assert services.turn_start_next(conversation_id=conversation.pk, runner="r3") is None
 
 
-def test_turn_start_snapshots_the_room_settings(room):
-    room.model, room.temperature, room.metadata_filter = "offline", 0.3, {"team": "a"}
-    room.save()
-    conversation = services.conversation_create(room=room, user=None)
-    question = services.message_create(conversation=conversation, author=room.members.get(), content="q")
-    reply = services.turn_start(conversation=conversation, reply_to=question, runner="r")
-    room.model, room.metadata_filter = "gpt-4o", {}
-    room.save()
-    reply.refresh_from_db()
-    assert (reply.model, reply.temperature, reply.metadata_filter) == ("offline", 0.3, {"team": "a"})
+def test_a_lapsed_turn_is_ended_once_and_a_live_one_never(room):
+    alice = room.members.get()
+    conversation = services.conversation_create(room=room, user=alice)
+    services.message_send(conversation=conversation, author=alice, content="hi")
+    turn = services.turn_start_next(conversation_id=conversation.pk, runner="r1")
+    assert turn is not None
+    assert services.turn_interrupt_if_lapsed(message_id=turn.pk) is None  # its lease is live
+    assert services.turns_renew(checkpoints={turn.pk: ("Half", 3)}) == {turn.pk}
+    Message.objects.filter(pk=turn.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    ended = services.turn_interrupt_if_lapsed(message_id=turn.pk)
+    assert ended is not None and ended.status == "interrupted" and ended.content == "Half" and ended.seq == 3
+    assert services.turn_interrupt_if_lapsed(message_id=turn.pk) is None  # exactly one process ends it
+    assert services.turns_renew(checkpoints={turn.pk: None}) == set()  # its runner learns it was ended
+
+
+def test_a_resent_message_is_saved_once(room):
+    alice = room.members.get()
+    conversation = services.conversation_create(room=room, user=alice)
+    first = services.message_send(conversation=conversation, author=alice, content="hi", client_id="same")
+    again = services.message_send(conversation=conversation, author=alice, content="hi", client_id="same")
+    assert first.pk == again.pk and Message.objects.filter(content="hi").count() == 1
+
+
+def test_the_model_sees_each_answer_after_its_own_question(room):
+    """Questions queued while an answer streamed were saved before it; the next turn still reads the exchanges
+    in order, and a turn never sees questions queued after its own."""
+    alice = room.members.get()
+    conversation = services.conversation_create(room=room, user=alice)
+    q1 = services.message_send(conversation=conversation, author=alice, content="q1")
+    a1 = services.turn_start_next(conversation_id=conversation.pk, runner="r")
+    assert a1 is not None
+    q2 = services.message_send(conversation=conversation, author=alice, content="q2")
+    q3 = services.message_send(conversation=conversation, author=alice, content="q3")
+    services.turn_finish(message_id=a1.pk, status="complete", content="a1", citations=[], seq=1)
+    a2 = services.turn_start_next(conversation_id=conversation.pk, runner="r")
+    assert a2 is not None
+    history = selectors.conversation_history(conversation_id=conversation.pk, before_id=a2.pk, limit=40)
+    assert [m.content for m in history] == ["q1", "a1", "q2"]
+    assert [q1.pk, q2.pk, q3.pk] == sorted([q1.pk, q2.pk, q3.pk])
 
 
 def test_temperature_range_is_a_database_rule(room):

@@ -103,7 +103,7 @@ def test_an_answer_whose_process_died_shows_as_interrupted_with_its_saved_text(w
         role="assistant",
         status="streaming",
         content="Half of an answer",
-        lease_expires_at=timezone.now() - timedelta(seconds=5),
+        lease_expires_at=timezone.now() - timedelta(seconds=60),
     )
     client = Client()
     client.force_login(world["alice"])

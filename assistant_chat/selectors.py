@@ -402,6 +402,11 @@ def message_page(
     return page, has_more
 
 
+def message_places_before(*, conversation: Conversation, before_id: int) -> int:
+    """How many places (first versions) come before `before_id`: the "N earlier messages" a page leaves out."""
+    return Message.objects.filter(conversation=conversation, version_of__isnull=True, pk__lt=before_id).count()
+
+
 def message_versions(*, message: Message) -> list[int]:
     """The ids of every version of a message's place, first to latest."""
     root = message.version_of_id or message.pk

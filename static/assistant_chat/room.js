@@ -782,10 +782,13 @@
       }
       if (status === "complete" || status === "cancelled") {
         const mine = li.dataset.mine || "";
-        const up = button("Good " + (li.dataset.up || 0), "feedback-up", "Good answer, " + (li.dataset.up || 0) + " so far");
+        // The visible text is the accessible name (votes so far); aria-pressed says whether it is this member's.
+        const up = button("Good " + (li.dataset.up || 0), "feedback-up");
+        up.title = "Good answer (votes so far)";
         up.dataset.action = "feedback-up";
         up.setAttribute("aria-pressed", mine === "up" ? "true" : "false");
-        const down = button("Bad " + (li.dataset.down || 0), "feedback-down", "Bad answer, " + (li.dataset.down || 0) + " so far");
+        const down = button("Bad " + (li.dataset.down || 0), "feedback-down");
+        down.title = "Bad answer (votes so far)";
         down.dataset.action = "feedback-down";
         down.setAttribute("aria-pressed", mine === "down" ? "true" : "false");
         bar.append(up, down);

@@ -45,7 +45,7 @@ def _payloads(messages: list[Message], room_slug: str, user: object) -> list[eve
             versions=getattr(message, "version_ids", None),
             feedback=counts.get(message.pk, {"up": 0, "down": 0}),
         )
-        payload["my_feedback"] = mine.get(message.pk)  # type: ignore[typeddict-unknown-key]
+        payload["my_feedback"] = mine.get(message.pk, {"value": "", "comment": ""})  # type: ignore[typeddict-unknown-key]
         payloads.append(payload)
     return payloads
 
@@ -81,6 +81,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "last_message_id": max((m.pk for m in messages), default=0),
         "first_message_id": payloads[0]["slot"] if payloads else 0,
         "has_more": has_more,
+        "has_earlier": has_more,
         "older_url": reverse("conversation-messages", kwargs={"slug": room.slug, "conversation_id": current.pk})
         if current
         else "",
@@ -99,6 +100,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
             "conversations": conversations,
             "conversation": current,
             "show_archived": show_archived,
+            "can_archive": current is not None and current.created_by_id == request.user.pk,
             "archived_count": selectors.conversation_archived_count(room=room),
             "messages": payloads,
             "earlier": selectors.message_places_before(conversation=current, before_id=state["first_message_id"])

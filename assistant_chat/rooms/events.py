@@ -234,6 +234,7 @@ class MessagePayload(TypedDict):
     version_of: int | None  # the first version's id (None: this is the first)
     slot: int  # version_of or id: the place in the conversation all versions share
     versions: list[int]  # every version's id, first to latest
+    version_count: int  # len(versions)
     edited: bool  # a question that is a later version (edited and resent)
     feedback: dict[str, int]  # {"up": n, "down": n} over members, for this version
     stopped_by: str | None  # who stopped the answer (status cancelled)
@@ -440,6 +441,7 @@ def message_payload(
         "version_of": message.version_of_id,
         "slot": message.version_of_id or message.pk,
         "versions": versions,
+        "version_count": len(versions),
         "edited": not is_answer and message.version > 1,
         "feedback": feedback,
         "stopped_by": stopped_by,

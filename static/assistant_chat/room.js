@@ -126,6 +126,7 @@
     li.dataset.authorId = m.author_id == null ? "" : m.author_id;
     li.dataset.content = m.content || "";
     li.dataset.requestedBy = m.requested_by_id == null ? "" : m.requested_by_id;
+    li.dataset.edited = m.edited ? "true" : "";
     if (m.reply_to) li.dataset.replyTo = m.reply_to;
     li.dataset.version = m.version || 1;
     li.dataset.versions = (m.versions && m.versions.length ? m.versions : [m.id]).join(",");
@@ -238,7 +239,8 @@
     if (!li || li.dataset.status !== "queued") return;
     li.dataset.status = "complete";
     li.className = li.className.replace("status-queued", "status-complete");
-    li.querySelector(".details").textContent = "";
+    li.querySelector(".details").textContent = li.dataset.edited === "true" ? "edited" : "";
+    decorate(li); // its actions (edit) are offered again
   }
 
   function endStream(m) {
@@ -290,7 +292,6 @@
   // --- the message pane: open at the newest, follow while at the bottom, load older messages above ---------------
 
   let stick = true; // the reader is at the bottom: new text keeps them there
-  let scrollQueued = false;
 
   function atBottom() {
     return !pane || pane.scrollHeight - pane.scrollTop - pane.clientHeight < 60;
@@ -305,19 +306,15 @@
   }
 
   // Follow the conversation while the reader is at the bottom; leave them be when they scrolled up to read.
-  // The scroll is applied once per frame, however many deltas arrive in it.
+  // Applied at once (not in the next frame), so that a paint never shows the newest line below the pane.
   function following(change) {
     change();
-    if (!pane || scrollQueued) return;
-    scrollQueued = true;
-    window.requestAnimationFrame(function () {
-      scrollQueued = false;
-      if (stick) {
-        pane.scrollTop = pane.scrollHeight;
-      } else {
-        jumpButton.hidden = false;
-      }
-    });
+    if (!pane) return;
+    if (stick) {
+      pane.scrollTop = pane.scrollHeight;
+    } else if (jumpButton.hidden) {
+      jumpButton.hidden = false;
+    }
   }
 
   if (pane) {
@@ -1177,7 +1174,8 @@
 
   document.getElementById("new-conversation").addEventListener("click", function () {
     newConversationId = "c" + Date.now();
-    send({ type: "conversation.create", title: "New conversation", client_id: newConversationId });
+    // No title: the server names it "New conversation" until the first answer gives it one.
+    send({ type: "conversation.create", client_id: newConversationId });
   });
   const renameButton = document.getElementById("rename-button");
   const renameForm = document.getElementById("rename-form");

@@ -9,7 +9,8 @@ from django.db import IntegrityError, transaction
 from assistant_chat import services
 from assistant_chat.models import Conversation, Message, MessageFeedback
 from assistant_chat.rooms import turn_runner
-from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user
+from tests.providers.replay_server import ReplayServer
+from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user, openai_stream, register_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -229,3 +230,18 @@ async def test_staff_settings_change_reaches_everyone_in_the_room(world):
         assert event["room"]["model"].startswith("offline")
     await alice.close()
     await bob.close()
+
+
+async def test_a_provider_model_writes_the_title_of_an_unnamed_conversation(world):
+    answer, title = openai_stream(["Otters use ", "rocks."]), openai_stream(["Otters and ", "their rocks"])
+    async with ReplayServer(answer, title) as upstream:
+        world["room"].model = await adb(register_upstream)(upstream.url)
+        await adb(world["room"].save)()
+        (alice,) = await members(world, "alice")
+        conversation = await adb(services.conversation_create)(room=world["room"], user=world["alice"])
+        await answered(alice, conversation, "how do otters open shellfish?")
+        renamed = (await alice.until("conversation.renamed"))["conversation"]
+        assert renamed["title"] == "Otters and their rocks" and renamed["title_source"] == "auto"
+        asked = upstream.requests[-1].body
+        assert asked["messages"][-1]["content"] == "how do otters open shellfish?" and asked["max_tokens"] == 24
+        await alice.close()

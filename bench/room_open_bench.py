@@ -137,6 +137,11 @@ class Site:
 
 def longest_task_ms(trace: bytes) -> float:
     """The longest `RunTask` on a renderer main thread in a Chromium trace, in ms."""
+    return max(main_thread_tasks(trace), default=0.0)
+
+
+def main_thread_tasks(trace: bytes) -> list[float]:
+    """Every `RunTask` on a renderer main thread in a Chromium trace, in ms."""
     events = json.loads(trace)
     events = events["traceEvents"] if isinstance(events, dict) else events
     main_threads = {
@@ -149,7 +154,7 @@ def longest_task_ms(trace: bytes) -> float:
         for e in events
         if e.get("name") == "RunTask" and e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in main_threads
     ]
-    return max(durations, default=0.0)
+    return durations
 
 
 def measure(browser: Any, site: Site, args: argparse.Namespace) -> dict[str, Any]:
@@ -195,6 +200,8 @@ def measure(browser: Any, site: Site, args: argparse.Namespace) -> dict[str, Any
         )
         wall = time.perf_counter() - started
         trace = browser.stop_tracing()
+        if os.environ.get("BENCH_TOP_TASKS"):
+            print(site.tree.name, "top tasks while streaming (ms):", sorted(main_thread_tasks(trace))[-8:], flush=True)
         observed = page.evaluate("() => window.__longtasks")
         streams.append(
             {
@@ -247,7 +254,7 @@ def main() -> None:
                 executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-background-networking"]
             )
             for name, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
-                data = tmp / name.replace(" ", "-")
+                data = tmp / ("data-" + name.replace(" ", "-"))
                 data.mkdir()
                 site = Site(tree, data, f"http://127.0.0.1:{up_port}/v1", args.messages)
                 try:

@@ -214,7 +214,6 @@
     if (li) {
       li.dataset.seq = d.seq;
       li.dataset.chars = s.raw.length; // what the page holds: its resume says so, and tests read it
-      li.dataset.content = s.raw;
     }
   }
 
@@ -406,13 +405,16 @@
     return date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
   }
 
-  // One separator above the first message of each day (in the reader's time zone).
+  // One separator above the first message of each day (in the reader's time zone). Separators already in the
+  // right place stay untouched, so a new message costs no change above it.
   function refreshDays() {
     if (!list) return;
     let previous = "";
+    let pending = null; // a separator seen, kept if the next message starts its day
     Array.from(list.children).forEach(function (node) {
       if (node.classList.contains("day-separator")) {
-        node.remove();
+        if (pending) pending.remove();
+        pending = node;
         return;
       }
       if (!node.classList.contains("message")) return;
@@ -420,15 +422,23 @@
       const iso = time ? time.getAttribute("datetime") : "";
       const key = dayKey(iso);
       if (key && key !== previous) {
-        const separator = el("li", "day-separator");
-        const label = el("time", "", dayLabel(iso));
-        label.dateTime = iso.slice(0, 10);
-        label.title = new Date(iso).toLocaleDateString([], { dateStyle: "full" });
-        separator.appendChild(label);
-        list.insertBefore(separator, node);
+        if (!pending || pending.dataset.day !== key) {
+          if (pending) pending.remove();
+          const separator = el("li", "day-separator");
+          separator.dataset.day = key;
+          const label = el("time", "", dayLabel(iso));
+          label.dateTime = iso.slice(0, 10);
+          label.title = new Date(iso).toLocaleDateString([], { dateStyle: "full" });
+          separator.appendChild(label);
+          list.insertBefore(separator, node);
+        }
         previous = key;
+      } else if (pending) {
+        pending.remove();
       }
+      pending = null;
     });
+    if (pending) pending.remove();
   }
 
   let unreadMarker = null;

@@ -259,7 +259,7 @@ class FileAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
         percent = int(file.percent_done * 100)
         return format_html(
             '<span class="file-progress" data-file-pk="{}" data-status="{}"><progress max="100" value="{}"></progress> '
-            '<span class="file-percent">{}</span>%</span>',
+            '<span class="file-percent">{}%</span></span>',
             file.pk,
             file.status,
             percent,

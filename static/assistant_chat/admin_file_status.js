@@ -21,7 +21,7 @@
     var bar = node.querySelector("progress");
     var percent = node.querySelector(".file-percent");
     if (bar) bar.value = data.percent;
-    if (percent) percent.textContent = String(data.percent);
+    if (percent) percent.textContent = data.percent + "%";
     node.dataset.status = data.status;
     var cell = statusCell(node);
     if (cell) {

@@ -198,6 +198,13 @@ def test_two_members_see_the_same_regenerated_versions_and_feedback_counts(brows
     assert bob.inner_text(f"#message-{second_id} .version-label") == "2/2"
     alice.screenshot(path=str(artifacts / f"ux-feedback-{viewport}.png"))
     assert horizontal_overflow(alice) == []
+    # Staff review shows both versions and the votes with the comment.
+    staff = member(browser, server, "staff", f"/admin/assistant_chat/conversation/{conversation}/change/")
+    transcript = staff.inner_text("ol.transcript")
+    assert "version 1 of 2" in transcript and "version 2 of 2" in transcript
+    assert "Clear and cited." in transcript and "1 good, 1 bad" in transcript
+    staff.screenshot(path=str(artifacts / f"ux-review-versions-feedback-{viewport}.png"), full_page=True)
+    staff.context.close()
     alice.context.close()
     bob.context.close()
 

@@ -1246,6 +1246,14 @@
       }
     });
   }
+  const settingsToggle = document.getElementById("toggle-settings");
+  if (settingsToggle) {
+    settingsToggle.addEventListener("click", function () {
+      const open = settingsToggle.getAttribute("aria-expanded") !== "true";
+      settingsToggle.setAttribute("aria-expanded", open ? "true" : "false");
+      document.getElementById("room-header").classList.toggle("show-settings", open);
+    });
+  }
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape" && popoverFor) hideCitation();
   });

@@ -340,6 +340,11 @@ def test_rename_escape_archive_and_automatic_titles(browser, site, artifacts, vi
     alice.wait_for_selector("#archive-button:has-text('Archive')")
     alice.goto("/rooms/lab/")
     assert alice.locator(f"#conversation-list li[data-id='{conversation}']").count() == 1
+    if viewport == "phone":  # the conversation drawer closes with Escape, focus back on its button
+        open_drawer(alice)
+        alice.keyboard.press("Escape")
+        assert alice.locator("#conversations").is_hidden()
+        assert alice.evaluate("() => document.activeElement.id") == "toggle-conversations"
     # A conversation with news elsewhere is marked unread in the list.
     bob.goto(f"/rooms/lab/?c={seeded['history']}")
     bob.wait_for_selector("#connection:has-text('Connected')")
@@ -367,7 +372,13 @@ def test_the_header_follows_room_settings_and_only_the_asker_stops_an_answer(bro
     staff.click("input[name=_save]")
     staff.wait_for_selector(".messagelist .success")
     for page in (alice, bob):
-        page.wait_for_selector(f"#room-temperature:has-text('{temperature}')")
+        page.wait_for_selector(f"#room-temperature:has-text('{temperature}')", state="attached")
+    if viewport == "phone":  # folded away behind "Room details" on a phone
+        assert alice.locator("#room-temperature").is_hidden()
+        alice.click("#toggle-settings")
+        assert alice.locator("#room-temperature").is_visible()
+        assert alice.get_attribute("#toggle-settings", "aria-expanded") == "true"
+    alice.screenshot(path=str(artifacts / f"ux-room-settings-live-{viewport}.png"))
 
     before = ask(alice, "Tell me everything about how sea otters crack shellfish with rocks.")
     wait_streaming(bob, before)

@@ -178,6 +178,8 @@ def measure(browser: Any, site: Site, args: argparse.Namespace) -> dict[str, Any
         if attempt == 0:
             continue  # warm-up: caches, the first compile of the page's script
         opens.append(timing["loadEventEnd"] - timing["startTime"])
+        if os.environ.get("BENCH_TOP_TASKS"):
+            print(site.tree.name, "top tasks while opening (ms):", sorted(main_thread_tasks(trace))[-5:], flush=True)
         open_tasks.append(longest_task_ms(trace))
         nodes = page.evaluate("() => document.getElementsByTagName('*').length")
     page.wait_for_selector("#connection:has-text('Connected')")

@@ -155,10 +155,16 @@
     return li;
   }
 
+  // Formatters made once: toLocale*String builds a new one on every call, which costs tens of ms over a page.
+  const hourFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+  const fullFormat = new Intl.DateTimeFormat([], { dateStyle: "full", timeStyle: "short" });
+  const dayFormat = new Intl.DateTimeFormat([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  const dateFormat = new Intl.DateTimeFormat([], { dateStyle: "full" });
+
   function formatTime(iso) {
     if (!iso) return "";
     const date = new Date(iso);
-    return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return isNaN(date) ? "" : hourFormat.format(date);
   }
 
   // The hour in the message, the full date on hover (title) and for assistive technology (datetime).
@@ -167,7 +173,7 @@
     node.dateTime = iso || "";
     node.textContent = formatTime(iso);
     const date = new Date(iso);
-    if (iso && !isNaN(date)) node.title = date.toLocaleString([], { dateStyle: "full", timeStyle: "short" });
+    if (iso && !isNaN(date)) node.title = fullFormat.format(date);
   }
 
   function startStream(m) {
@@ -402,7 +408,7 @@
     const yesterday = new Date(Date.now() - 86400000);
     if (date.toDateString() === today.toDateString()) return "Today";
     if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
-    return date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+    return dayFormat.format(date);
   }
 
   // One separator above the first message of each day (in the reader's time zone). Separators already in the
@@ -428,7 +434,7 @@
           separator.dataset.day = key;
           const label = el("time", "", dayLabel(iso));
           label.dateTime = iso.slice(0, 10);
-          label.title = new Date(iso).toLocaleDateString([], { dateStyle: "full" });
+          label.title = dateFormat.format(new Date(iso));
           separator.appendChild(label);
           list.insertBefore(separator, node);
         }

@@ -108,7 +108,9 @@ class Site:
             self.env.pop(name, None)
         python = sys.executable
         run([python, "manage.py", "migrate", "-v0"], tree, self.env)
-        out = run([python, "manage.py", "shell", "-c", SEED.format(upstream=upstream, messages=messages)], tree, self.env)
+        out = run(
+            [python, "manage.py", "shell", "-c", SEED.format(upstream=upstream, messages=messages)], tree, self.env
+        )
         self.conversation = json.loads(out.strip().splitlines()[-1])["conversation"]
         self.log = (tmp / "daphne.log").open("w")
         self.process = subprocess.Popen(
@@ -235,9 +237,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stream-runs", type=int, default=2)
     args = parser.parse_args()
-    baseline = args.baseline or subprocess.check_output(
-        ["git", "-C", args.main_repo, "rev-parse", "HEAD"], text=True
-    ).strip()
+    baseline = (
+        args.baseline or subprocess.check_output(["git", "-C", args.main_repo, "rev-parse", "HEAD"], text=True).strip()
+    )
     head = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -270,9 +272,13 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline_tree)], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    print(f"messages={args.messages} tokens={args.tokens} rate={args.rate}/s runs={args.runs} stream_runs={args.stream_runs}")
+    print(
+        f"messages={args.messages} tokens={args.tokens} rate={args.rate}/s runs={args.runs} stream_runs={args.stream_runs}"
+    )
     print(f"baseline {baseline[:7]}, this tree {head} (+ uncommitted changes if any)")
-    print("| page | open, median (max) | longest task while opening | DOM elements | longest task while streaming | tasks > 50 ms while streaming |")
+    print(
+        "| page | open, median (max) | longest task while opening | DOM elements | longest task while streaming | tasks > 50 ms while streaming |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         print(

@@ -48,7 +48,9 @@ now = timezone.now()
 rows = []
 for i in range(130):
     user_turn = i % 2 == 0
-    content = CODE if i == 124 else f"History message {i}: " + ("a question about otters." if user_turn else "an answer.")
+    content = (
+        CODE if i == 124 else f"History message {i}: " + ("a question about otters." if user_turn else "an answer.")
+    )
     rows.append(
         Message(
             conversation=history,

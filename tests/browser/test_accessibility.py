@@ -20,12 +20,10 @@ THEMES = pytest.mark.parametrize("scheme", ["light", "dark"])
 
 
 @pytest.fixture(scope="module")
-def site(
-    tmp_path_factory: pytest.TempPathFactory, browser: Any
-) -> Iterator[tuple[servers.LiveServer, dict[str, Any]]]:
+def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[tuple[servers.LiveServer, dict[str, Any]]]:
     for server, seeded in start_site(tmp_path_factory, "browser-a11y"):
         # One answer with citations and sources in "Questions", so the room page has every kind of message.
-        page = log_in_as(browser, server, "alice", "/rooms/lab/?c=%d" % seeded["questions"])
+        page = log_in_as(browser, server, "alice", f"/rooms/lab/?c={seeded['questions']}")
         page.wait_for_selector("#connection:has-text('Connected')")
         wait_answer(page, ask(page, "How do sea otters open shellfish while floating?"))
         page.context.close()

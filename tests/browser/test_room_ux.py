@@ -321,7 +321,9 @@ def test_rename_escape_archive_and_automatic_titles(browser, site, artifacts, vi
     alice.fill("#rename-input", "Otter tools")
     alice.press("#rename-input", "Enter")
     bob.wait_for_selector("#conversation-title:has-text('Otter tools')")
-    bob.wait_for_selector(f"#conversation-list li[data-id='{conversation}'] a:has-text('Otter tools')", state="attached")
+    bob.wait_for_selector(
+        f"#conversation-list li[data-id='{conversation}'] a:has-text('Otter tools')", state="attached"
+    )
 
     # Only its creator may archive a conversation; archived ones leave the list, under "Show archived".
     assert bob.locator("#archive-button").count() == 0

@@ -49,7 +49,9 @@ def start_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[
     server.stop()
 
 
-def member(browser: Any, server: servers.LiveServer, name: str, path: str, viewport: str = "desktop", **options: Any) -> Any:
+def member(
+    browser: Any, server: servers.LiveServer, name: str, path: str, viewport: str = "desktop", **options: Any
+) -> Any:
     """`name` signed in, on `path` at the viewport, with the room socket connected when it is a room page."""
     page = log_in(browser, server.url, name, PASSWORDS[name], path, viewport=VIEWPORTS[viewport], **options)
     page.context.add_init_script(RECORD_COPIES)

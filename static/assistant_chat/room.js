@@ -11,10 +11,13 @@
 // Layout: the page itself does not scroll; the message pane (#pane) does. It opens at the newest message, follows
 // a streaming answer while the reader is at the bottom and otherwise offers "jump to latest"; older messages load
 // as the reader scrolls up. The UI sections below the protocol add message actions (copy, regenerate and its
-// versions, edit, feedback), citation popovers, day separators, typing and the composer's character limit.
+// versions, edit, feedback), typing, the unread marker and the composer's character limit; the parts that hold no
+// protocol state (times and day separators, copying, sources and the citation popover) are room_parts.js.
 (function () {
   "use strict";
 
+  const parts = window.RoomParts; // room_parts.js: times, days, copying, sources and citations, counting
+  const setTime = parts.setTime;
   const state = JSON.parse(document.getElementById("room-state").textContent);
   const list = document.getElementById("messages");
   const pane = document.getElementById("pane");
@@ -38,12 +41,7 @@
   let lastMessageId = state.last_message_id || 0;
   let resumedOnSocket = new Set(); // answers this socket has asked to resume (at most once each)
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = parts.el;
 
   function button(text, className, label) {
     const node = el("button", className, text);
@@ -115,7 +113,7 @@
       list.insertBefore(li, after || null);
     } else if (Number(li.dataset.id) !== m.id) {
       closeForm(li); // another version of this slot takes its place
-      hideCitation();
+      citations.hide();
     }
     li.id = "message-" + m.id;
     li.dataset.id = m.id;
@@ -148,32 +146,11 @@
     } else if (error) {
       error.remove();
     }
-    renderSources(li, m);
+    parts.renderSources(li, m);
     decorate(li);
     lastMessageId = Math.max(lastMessageId, m.id);
-    if (created) refreshDays();
+    if (created) parts.refreshDays(list);
     return li;
-  }
-
-  // Formatters made once: toLocale*String builds a new one on every call, which costs tens of ms over a page.
-  const hourFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-  const fullFormat = new Intl.DateTimeFormat([], { dateStyle: "full", timeStyle: "short" });
-  const dayFormat = new Intl.DateTimeFormat([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
-  const dateFormat = new Intl.DateTimeFormat([], { dateStyle: "full" });
-
-  function formatTime(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
-    return isNaN(date) ? "" : hourFormat.format(date);
-  }
-
-  // The hour in the message, the full date on hover (title) and for assistive technology (datetime).
-  function setTime(node, iso) {
-    if (!node) return;
-    node.dateTime = iso || "";
-    node.textContent = formatTime(iso);
-    const date = new Date(iso);
-    if (iso && !isNaN(date)) node.title = fullFormat.format(date);
   }
 
   function startStream(m) {
@@ -367,7 +344,7 @@
         (data.messages || []).forEach(function (m) {
           if (!findMessage(m.id)) insertOlder(m);
         });
-        refreshDays();
+        parts.refreshDays(list);
         pane.scrollTop = top + (pane.scrollHeight - height);
         hasEarlier = Boolean(data.has_more);
         if (olderBox) olderBox.hidden = !hasEarlier;
@@ -396,56 +373,6 @@
   }
 
   // --- day separators and the unread marker ----------------------------------------------------------------------
-
-  function dayKey(iso) {
-    const date = new Date(iso);
-    return iso && !isNaN(date) ? date.toDateString() : "";
-  }
-
-  function dayLabel(iso) {
-    const date = new Date(iso);
-    const today = new Date();
-    const yesterday = new Date(Date.now() - 86400000);
-    if (date.toDateString() === today.toDateString()) return "Today";
-    if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
-    return dayFormat.format(date);
-  }
-
-  // One separator above the first message of each day (in the reader's time zone). Separators already in the
-  // right place stay untouched, so a new message costs no change above it.
-  function refreshDays() {
-    if (!list) return;
-    let previous = "";
-    let pending = null; // a separator seen, kept if the next message starts its day
-    Array.from(list.children).forEach(function (node) {
-      if (node.classList.contains("day-separator")) {
-        if (pending) pending.remove();
-        pending = node;
-        return;
-      }
-      if (!node.classList.contains("message")) return;
-      const time = node.querySelector("time");
-      const iso = time ? time.getAttribute("datetime") : "";
-      const key = dayKey(iso);
-      if (key && key !== previous) {
-        if (!pending || pending.dataset.day !== key) {
-          if (pending) pending.remove();
-          const separator = el("li", "day-separator");
-          separator.dataset.day = key;
-          const label = el("time", "", dayLabel(iso));
-          label.dateTime = iso.slice(0, 10);
-          label.title = dateFormat.format(new Date(iso));
-          separator.appendChild(label);
-          list.insertBefore(separator, node);
-        }
-        previous = key;
-      } else if (pending) {
-        pending.remove();
-      }
-      pending = null;
-    });
-    if (pending) pending.remove();
-  }
 
   let unreadMarker = null;
 
@@ -698,46 +625,11 @@
   // --- message actions: copy, code blocks, regenerate and versions, edit, feedback --------------------------------
 
   function copyText(text, source) {
-    const done = function () {
-      announce("Copied to the clipboard.");
-      if (source) {
-        const label = source.textContent;
-        source.textContent = "Copied";
-        setTimeout(function () {
-          source.textContent = label;
-        }, 1500);
-      }
-    };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, function () {
-        legacyCopy(text) ? done() : showAlert("Copying was refused by the browser.");
-      });
-    } else if (legacyCopy(text)) {
-      done();
-    } else {
-      showAlert("Copying is not available in this browser.");
-    }
+    parts.copyText(text, source, function (message, failed) {
+      if (failed) showAlert(message);
+      else announce(message);
+    });
   }
-
-  function legacyCopy(text) {
-    const area = el("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.appendChild(area);
-    area.select();
-    let ok = false;
-    try {
-      ok = document.execCommand("copy");
-    } catch (err) {
-      ok = false;
-    }
-    area.remove();
-    if (document.activeElement === document.body && lastActionButton) lastActionButton.focus();
-    return ok;
-  }
-
-  let lastActionButton = null;
 
   // A "Copy code" button on each code block (the server highlighted it once; this only adds the button).
   function enhanceCode(root) {
@@ -903,7 +795,7 @@
       event.preventDefault();
       const content = field.value;
       if (!content.trim()) return showAlert("Message content cannot be empty");
-      if (charCount(content) > maxChars) return showAlert(tooLong(charCount(content)));
+      if (parts.charCount(content) > maxChars) return showAlert(parts.tooLong(parts.charCount(content), maxChars));
       pendingClientId = "e" + Date.now() + Math.random().toString(16).slice(2, 8);
       pendingFrame = { type: "message.edit", message_id: id, content: content, client_id: pendingClientId };
       sendRetries = 0;
@@ -949,7 +841,6 @@
       const target = event.target.closest("button[data-action]");
       if (!target || !list.contains(target)) return;
       const li = target.closest("li.message");
-      lastActionButton = target;
       switch (target.dataset.action) {
         case "copy":
           copyText(li.dataset.content || li.querySelector(".body").innerText, target);
@@ -981,95 +872,7 @@
 
   // --- sources: the list under each answer and a popover on each citation ----------------------------------------
 
-  function renderSources(li, m) {
-    li.querySelectorAll(".sources, .sources-title").forEach(function (node) {
-      node.remove();
-    });
-    const sources = m.sources || [];
-    if (m.role !== "assistant" || !sources.length) return;
-    const title = el("p", "sources-title", "Sources");
-    title.id = "sources-" + m.id;
-    const ol = el("ol", "sources");
-    ol.setAttribute("aria-labelledby", title.id);
-    sources.forEach(function (ref) {
-      const item = el("li");
-      item.value = ref.number;
-      item.dataset.number = ref.number;
-      const link = el("a", "source-link", ref.file_name);
-      link.href = ref.url;
-      link.target = "_blank";
-      item.appendChild(link);
-      if (ref.pages && ref.pages.length) item.appendChild(document.createTextNode(", p. " + ref.pages.join(", ")));
-      if (ref.quote) item.appendChild(el("span", "quote", "“" + ref.quote + "”"));
-      ol.appendChild(item);
-    });
-    const body = li.querySelector(".message-error") || li.querySelector(".body");
-    li.insertBefore(ol, body.nextSibling);
-    li.insertBefore(title, ol);
-  }
-
-  const popover = el("div", "citation-popover");
-  popover.id = "citation-popover";
-  popover.setAttribute("role", "tooltip");
-  popover.hidden = true;
-  document.body.appendChild(popover);
-  let popoverFor = null;
-
-  function citationNumber(link) {
-    if (link.dataset.number) return link.dataset.number;
-    const match = /\[(\d+)/.exec(link.textContent);
-    return match ? match[1] : "";
-  }
-
-  function showCitation(link) {
-    const li = link.closest("li.message");
-    const number = citationNumber(link);
-    const source = li && number ? li.querySelector('.sources li[data-number="' + number + '"]') : null;
-    popover.textContent = "";
-    const name = source ? source.querySelector(".source-link").textContent : "Source " + number;
-    popover.appendChild(el("strong", "", name));
-    const page = link.dataset.page;
-    if (page) popover.appendChild(el("span", "", "Page " + page));
-    const quote = source && source.querySelector(".quote");
-    if (quote) popover.appendChild(el("blockquote", "", quote.textContent));
-    popover.appendChild(el("span", "visually-hidden", "Opens the file in a new tab."));
-    popover.hidden = false;
-    popoverFor = link;
-    link.setAttribute("aria-describedby", popover.id);
-    const rect = link.getBoundingClientRect();
-    const width = popover.offsetWidth;
-    const height = popover.offsetHeight;
-    const left = Math.max(8, Math.min(rect.left, window.innerWidth - width - 8));
-    const below = rect.bottom + 6;
-    popover.style.left = left + "px";
-    popover.style.top = (below + height > window.innerHeight - 8 ? Math.max(8, rect.top - height - 6) : below) + "px";
-  }
-
-  function hideCitation() {
-    if (!popoverFor) return;
-    popoverFor.removeAttribute("aria-describedby");
-    popoverFor = null;
-    popover.hidden = true;
-  }
-
-  if (list) {
-    list.addEventListener("mouseover", function (event) {
-      const link = event.target.closest("a.citation");
-      if (link && link !== popoverFor) showCitation(link);
-    });
-    list.addEventListener("mouseout", function (event) {
-      const link = event.target.closest("a.citation");
-      if (link && !link.contains(event.relatedTarget) && document.activeElement !== link) hideCitation();
-    });
-    list.addEventListener("focusin", function (event) {
-      const link = event.target.closest("a.citation");
-      if (link) showCitation(link);
-    });
-    list.addEventListener("focusout", function (event) {
-      if (event.target.closest("a.citation")) hideCitation();
-    });
-  }
-  if (pane) pane.addEventListener("scroll", hideCitation, { passive: true });
+  const citations = parts.citations(list, pane);
 
   // --- socket ----------------------------------------------------------------------------------------------------
 
@@ -1121,23 +924,9 @@
 
   // --- the composer: Enter sends, a counter near the limit, refusal above it (never cut) --------------------------
 
-  function charCount(text) {
-    // Characters as the server counts them (code points), not UTF-16 units.
-    let count = 0;
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      if (code < 0xdc00 || code > 0xdfff) count++;
-    }
-    return count;
-  }
-
-  function tooLong(count) {
-    return "This message is " + count.toLocaleString() + " characters; the limit is " + maxChars.toLocaleString() + ". Shorten it by " + (count - maxChars).toLocaleString() + " to send.";
-  }
-
   function updateCounter() {
     if (!counter || !input) return;
-    const count = charCount(input.value);
+    const count = parts.charCount(input.value);
     const over = count > maxChars;
     counter.hidden = count < maxChars * 0.9;
     counter.textContent = counter.hidden ? "" : count.toLocaleString() + " / " + maxChars.toLocaleString() + (over ? " (" + (count - maxChars).toLocaleString() + " too many)" : "");
@@ -1153,9 +942,9 @@
         showAlert("Message content cannot be empty");
         return;
       }
-      const count = charCount(content);
+      const count = parts.charCount(content);
       if (count > maxChars) {
-        showAlert(tooLong(count)); // refused here, whole: the text stays in the composer
+        showAlert(parts.tooLong(count, maxChars)); // refused here, whole: the text stays in the composer
         input.focus();
         return;
       }
@@ -1261,7 +1050,7 @@
     });
   }
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && popoverFor) hideCitation();
+    if (event.key === "Escape" && citations.open) citations.hide();
   });
 
   // Messages the server rendered: times in the reader's zone, actions, separators, and streaming answers picked up
@@ -1271,7 +1060,7 @@
       setTime(li.querySelector("time"), li.querySelector("time").getAttribute("datetime"));
       decorate(li);
     });
-    refreshDays();
+    parts.refreshDays(list);
   }
   Object.keys(state.streaming || {}).forEach(function (id) {
     streamInto(id, findMessage(id));

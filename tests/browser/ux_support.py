@@ -39,7 +39,7 @@ def start_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[
         tmp_path_factory.mktemp(name),
         extra_env={
             # Answers stream for a few seconds: long enough to watch, scroll and stop.
-            "OFFLINE_MODEL_WORDS_PER_SECOND": "20",
+            "OFFLINE_MODEL_WORDS_PER_SECOND": "12",
             "CHAT_RATE_LIMIT_MESSAGES": "1000",
             "CHAT_RATE_LIMIT_CONVERSATIONS": "1000",
         },
@@ -103,17 +103,21 @@ def newest_and_composer_visible(page: Any) -> dict:
           const items = document.querySelectorAll('#messages li.message');
           const last = items[items.length - 1].getBoundingClientRect();
           const pane = document.getElementById('pane').getBoundingClientRect();
+          const status = items[items.length - 1].dataset.status;
           const composer = document.getElementById('composer').getBoundingClientRect();
           return {
             newestBottom: last.bottom, newestTop: last.top, paneTop: pane.top, paneBottom: pane.bottom,
-            composerTop: composer.top, composerBottom: composer.bottom, height: window.innerHeight,
+            composerTop: composer.top, composerBottom: composer.bottom, height: window.innerHeight, status: status,
           };
         }"""
     )
 
 
-def assert_newest_and_composer_in_view(page: Any) -> None:
+def assert_newest_and_composer_in_view(page: Any, streaming: bool = False) -> None:
+    """Measured in one step with the newest message's status: `streaming` asks that it was still streaming."""
     box = newest_and_composer_visible(page)
+    if streaming:
+        assert box["status"] == "streaming", box
     # The newest message's end is on screen, inside the pane (above the composer), and the composer is whole.
     assert box["paneTop"] - 1 <= box["newestBottom"] <= box["paneBottom"] + 1, box
     assert box["newestBottom"] <= box["composerTop"] + 1, box

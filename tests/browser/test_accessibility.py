@@ -80,6 +80,17 @@ def test_room_list_room_search_and_file_viewer(browser, site, axe_script, artifa
             page.locator("li.message.assistant a.citation").first.focus()  # its popover open too
             page.wait_for_selector("#citation-popover", state="visible")
         check(page, axe_script, artifacts, f"room-{conversation}-{scheme}-{viewport}")
+    # Open states too: the edit form on alice's question, the feedback comment form, the phone's drawers.
+    page.goto(f"/rooms/lab/?c={seeded['questions']}")
+    page.wait_for_selector("#connection:has-text('Connected')")
+    page.locator("li.message.user [data-action=edit]").last.click()
+    answer = page.locator("li.message.assistant").last
+    answer.locator("[data-action^=feedback][aria-pressed=false]").first.click()  # a vote not yet cast opens the form
+    page.wait_for_selector(".feedback-form input")
+    if viewport == "phone":
+        page.click("#toggle-settings")
+        page.click("#toggle-conversations")
+    check(page, axe_script, artifacts, f"room-open-forms-{scheme}-{viewport}")
     page.goto("/rooms/lab/search/?q=otters")
     check(page, axe_script, artifacts, f"search-{scheme}-{viewport}")
     page.goto(f"/rooms/lab/files/{seeded['guide']}/?page=2#page-2")

@@ -1034,6 +1034,10 @@
       setDrawer(open);
       if (open) document.getElementById("room-search-input").focus();
     });
+    document.getElementById("close-conversations").addEventListener("click", function () {
+      setDrawer(false);
+      drawerToggle.focus();
+    });
     document.getElementById("conversations").addEventListener("keydown", function (event) {
       if (event.key === "Escape" && drawerToggle.getAttribute("aria-expanded") === "true") {
         setDrawer(false);

@@ -346,6 +346,9 @@ def test_rename_escape_archive_and_automatic_titles(browser, site, artifacts, vi
         alice.keyboard.press("Escape")
         assert alice.locator("#conversations").is_hidden()
         assert alice.evaluate("() => document.activeElement.id") == "toggle-conversations"
+        open_drawer(alice)  # and with its Close button
+        alice.click("#close-conversations")
+        assert alice.locator("#conversations").is_hidden()
     # A conversation with news elsewhere is marked unread in the list.
     bob.goto(f"/rooms/lab/?c={seeded['history']}")
     bob.wait_for_selector("#connection:has-text('Connected')")
@@ -457,7 +460,9 @@ def test_keyboard_only_log_in_open_ask_stop_copy_regenerate(browser, site, artif
     context.add_init_script(RECORD_COPIES)
     page = context.new_page()
     page.goto("/login/?next=/")
-    # The username field has focus on arrival.
+    # The username field has focus on arrival (autofocus), else Tab reaches it.
+    page.wait_for_load_state("load")
+    tab_to(page, "(el) => el.id === 'id_username'")
     page.keyboard.type("alice")
     page.keyboard.press("Tab")
     page.keyboard.type("alice-pw-1")

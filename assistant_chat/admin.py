@@ -10,8 +10,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -190,6 +192,37 @@ class FileAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
     actions = ["reprocess"]
     inlines = [ChunkInline]
 
+    class Media:
+        # Polls `status_view` while the file is processing: ingestion runs in the jobs worker, another process, so
+        # the page as rendered would say "Processing 0 %" until reloaded.
+        js = ("assistant_chat/admin_file_status.js",)
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "<path:object_id>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="assistant_chat_file_status",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def status_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The file's processing status as JSON, for the change page's live status (same scope as the page)."""
+        file = self.get_object(request, object_id)
+        if file is None:
+            raise Http404("File not found")
+        if not self.has_view_permission(request, file):
+            raise PermissionDenied
+        return JsonResponse(
+            {
+                "status": file.status,
+                "percent": int(file.percent_done * 100),
+                "error_message": file.error_message,
+                "processing": file.status == File.Status.PROCESSING,
+            }
+        )
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[File]:
         return super().get_queryset(request).exclude(status=File.Status.DELETING)
 
@@ -223,8 +256,14 @@ class FileAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
 
     @admin.display(description="done", ordering="percent_done")
     def progress(self, file: File) -> SafeString:
+        percent = int(file.percent_done * 100)
         return format_html(
-            '<progress max="100" value="{}"></progress> {}%', int(file.percent_done * 100), int(file.percent_done * 100)
+            '<span class="file-progress" data-file-pk="{}" data-status="{}"><progress max="100" value="{}"></progress> '
+            '<span class="file-percent">{}%</span></span>',
+            file.pk,
+            file.status,
+            percent,
+            percent,
         )
 
     @admin.display(description="size", ordering="size")

@@ -22,3 +22,42 @@ def render_message_html(message: Message, room_slug: str) -> str:
     if message.role == Message.Role.ASSISTANT and message.citations:
         linker = citation_linker(message.citations, lambda file_id, page: file_url(room_slug, file_id, page))
     return render_markdown(message.content, linker)
+
+
+QUOTE_MAX_CHARS = 300
+
+
+def message_sources(citations: list[dict], room_slug: str) -> list[dict]:
+    """An answer's sources, one per inline number in number order: file, the pages cited for it, the quoted
+    passage (the first one saved for it) and a link to the file viewer at its first page. Built from the saved
+    citations, so it needs no query."""
+    sources: dict[int, dict] = {}
+    for citation in citations or []:
+        for reference in citation.get("references", []):
+            try:
+                number = int(reference["number"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            source = sources.setdefault(
+                number,
+                {
+                    "number": number,
+                    "file_id": str(reference.get("file_id", "")),
+                    "file_name": str(reference.get("file_name", "")),
+                    "pages": [],
+                    "quote": "",
+                },
+            )
+            for page in reference.get("pages") or []:
+                if isinstance(page, int) and page not in source["pages"]:
+                    source["pages"].append(page)
+            if not source["quote"] and reference.get("quote"):
+                source["quote"] = str(reference["quote"])[:QUOTE_MAX_CHARS]
+    out = []
+    for number in sorted(sources):
+        source = sources[number]
+        source["pages"].sort()
+        first = source["pages"][0] if source["pages"] else None
+        source["url"] = file_url(room_slug, source["file_id"], first) if source["file_id"] else ""
+        out.append(source)
+    return out

@@ -386,12 +386,34 @@ class Room(models.Model):
 class Conversation(models.Model):
     """A thread in a room. Members start as many as they like; each keeps its own history."""
 
+    class TitleSource(models.TextChoices):
+        DEFAULT = "default", "Not named yet"
+        AUTO = "auto", "Named automatically after the first answer"
+        MANUAL = "manual", "Named by a member"
+
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, help_text="Shown in the room's conversation list.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    title_source = models.CharField(
+        max_length=8,
+        choices=TitleSource.choices,
+        default=TitleSource.DEFAULT,
+        help_text="Who named the conversation. Only an unnamed one gets an automatic title after its first answer; "
+        "a member's rename is never overwritten.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    archived = models.BooleanField(
+        default=False,
+        help_text="Archived by its creator: left out of the room's conversation list (members can still show "
+        "archived ones); staff review sees it as before.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The member who started the conversation; only they may archive it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the conversation was started.")
     updated_at = models.DateTimeField(auto_now=True, help_text="Last activity: a new message or a rename.")
 
     class Meta:
@@ -400,6 +422,11 @@ class Conversation(models.Model):
             models.Index(fields=["room", "-updated_at"]),
             # The admin's review list spans rooms, newest activity first: this index serves that order with LIMIT.
             models.Index(fields=["updated_at", "id"], name="conversation_activity"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(title_source__in=["default", "auto", "manual"]), name="conversation_title_source_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -471,8 +498,38 @@ class Message(models.Model):
         help_text="The sender's id for this message (from the browser), so that a resend after a connection "
         "failure is recognised and saved once.",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    version_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="later_versions",
+        help_text="Empty for a message's first version. A regenerated answer or an edited question is a new row "
+        "pointing at the first version of its place in the conversation; earlier versions are kept.",
+    )
+    version = models.PositiveIntegerField(
+        default=1, help_text="1 for the first version, then 2, 3, ... in the order they were made."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who asked for an answer: for a question, its author or the member who asked to regenerate its "
+        "answer; for an answer, copied from its question when the turn started. They may stop it.",
+    )
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who stopped this answer (status cancelled). Set when the stop is asked for; cleared if the "
+        "answer ended otherwise first.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, help_text="When the message was saved.")
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When an answer ended, however it ended.")
 
     class Meta:
         ordering = ["id"]
@@ -499,10 +556,56 @@ class Message(models.Model):
             models.UniqueConstraint(
                 fields=["author", "client_id"], condition=~Q(client_id=""), name="message_client_id_once"
             ),
+            models.CheckConstraint(
+                condition=(Q(version_of__isnull=True) & Q(version=1))
+                | (Q(version_of__isnull=False) & Q(version__gte=2)),
+                name="message_version_numbering",
+            ),
+            models.UniqueConstraint(
+                fields=["version_of", "version"], condition=Q(version_of__isnull=False), name="message_version_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(stopped_by__isnull=True) | Q(status__in=["streaming", "cancelled"]),
+                name="message_stopped_only_when_cancelled",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"
+
+
+class MessageFeedback(models.Model):
+    """A member's vote on one version of an answer: up or down, with an optional comment. One per member and
+    version (they may change it); counts are shown live to the room, votes in staff review and exports."""
+
+    class Value(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="feedback", help_text="The answer version voted on."
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", help_text="The member who voted."
+    )
+    value = models.CharField(max_length=4, choices=Value.choices, help_text="Up (helpful) or down (not helpful).")
+    comment = models.CharField(max_length=2000, blank=True, help_text="Why, in the member's words (optional).")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the member first voted on this answer.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the vote or comment last changed.")
+
+    class Meta:
+        ordering = ["message_id", "id"]
+        verbose_name = "feedback"
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="feedback_once_per_member"),
+            models.CheckConstraint(condition=Q(value__in=["up", "down"]), name="feedback_value_valid"),
+        ]
+        # The review filter "has negative feedback" finds answers by vote.
+        indexes = [models.Index(fields=["value", "message"], name="feedback_value_message")]
+
+    def __str__(self) -> str:
+        return f"{self.value} on #{self.message_id}"
 
 
 class Usage(Message):

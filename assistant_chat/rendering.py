@@ -19,21 +19,35 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import OptionsDict
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
 
 CITATION_RE = re.compile(r"\[(\d{1,3})(?:, pp?\. (\d{1,5}(?:, \d{1,5})*))?\]")
 
 ALLOWED_TAGS = {
     "a", "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img", "span",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title", "data-file", "data-page", "target"},
+    "a": {"href", "title", "data-file", "data-page", "data-number", "target"},
     "img": {"src", "alt", "title"},
     "ol": {"start"},
     "th": {"style"},
     "td": {"style"},
 }
-ALLOWED_CLASSES = {"a": {"citation"}}
+# Pygments' short token classes (`k`, `s2`, `nf`, ...): the only classes a highlighted code block carries.
+HIGHLIGHT_CLASSES = frozenset(cls for cls in STANDARD_TYPES.values() if cls)
+ALLOWED_CLASSES = {
+    "a": {"citation"},
+    "span": set(HIGHLIGHT_CLASSES),
+    "pre": {"highlight"},
+    "code": set(),  # per render: `language-<name>` for the languages of that message's code blocks
+}
+LANGUAGE_RE = re.compile(r"^[A-Za-z0-9_+#.-]{1,32}$")
+HIGHLIGHT_MAX_CHARS = 50_000  # a longer block is shown plain: highlighting is for reading, not for megabytes
 
 # A citation's link target: (inline number, first page or None) -> (url, file id) or None when unknown.
 CitationLinker = Callable[[int, int | None], tuple[str, str] | None]
@@ -82,7 +96,13 @@ def _split_citations(token: Token, linker: CitationLinker) -> list[Token]:
         if match.start() > cursor:
             out.append(_text(text[cursor : match.start()]))
         link = Token("link_open", "a", 1)
-        link.attrs = {"href": url, "class": "citation", "data-file": file_id, "target": "_blank"}
+        link.attrs = {
+            "href": url,
+            "class": "citation",
+            "data-file": file_id,
+            "data-number": str(number),
+            "target": "_blank",
+        }
         if first_page is not None:
             link.attrs["data-page"] = str(first_page)
         out += [link, _text(match.group(0)), Token("link_close", "a", -1)]
@@ -123,9 +143,34 @@ def _image_rule(renderer: RendererHTML, tokens: list[Token], idx: int, options: 
     return f'<a href="{escapeHtml(src)}">{escapeHtml("image: " + alt)}</a>'
 
 
+def _fence_rule(renderer: RendererHTML, tokens: list[Token], idx: int, options: OptionsDict, env: dict) -> str:
+    """A fenced code block, highlighted by Pygments when its language is known (once per block: streaming renders
+    each completed block once). Pygments escapes the code; the sanitizer still runs over the result."""
+    token = tokens[idx]
+    language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
+    code = token.content
+    body = None
+    if language and LANGUAGE_RE.match(language) and len(code) <= HIGHLIGHT_MAX_CHARS:
+        try:
+            lexer = get_lexer_by_name(language)
+        except ClassNotFound:
+            lexer = None
+        if lexer is not None:
+            body = highlight(code, lexer, _formatter)
+    if body is None:
+        body = escapeHtml(code)
+    attribute = ""
+    if language and LANGUAGE_RE.match(language):
+        attribute = f' class="language-{language.lower()}"'
+        env.setdefault("code_languages", set()).add(language.lower())
+    return f'<pre class="highlight"><code{attribute}>{body}</code></pre>\n'
+
+
+_formatter = HtmlFormatter(nowrap=True)
 _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 _parser.core.ruler.after("text_join", "citations", _citation_rule)
 _parser.add_render_rule("image", _image_rule)
+_parser.add_render_rule("fence", _fence_rule)
 
 
 def configured_image_hosts() -> frozenset[str]:
@@ -147,11 +192,15 @@ def render_markdown(text: str, linker: CitationLinker | None = None, image_hosts
             return None  # the sanitizer's own check, should anything but the image rule produce an <img>
         return value
 
+    html = _parser.render(text, env)
+    classes = ALLOWED_CLASSES
+    if env.get("code_languages"):
+        classes = {**ALLOWED_CLASSES, "code": {f"language-{name}" for name in env["code_languages"]}}
     return nh3.clean(
-        _parser.render(text, env),
+        html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        allowed_classes=ALLOWED_CLASSES,
+        allowed_classes=classes,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},

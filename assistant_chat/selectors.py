@@ -17,12 +17,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Count, Field, Model, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import errors, services
 from .knowledge.filters import FilterError, MetadataFilter, parse_filter
-from .models import ApiKey, Assistant, Conversation, File, Message, Operation, Room
+from .models import ApiKey, Assistant, Conversation, File, Message, MessageFeedback, Operation, Room
 from .raw_rows import Converter, column_converters
 
 # --- API keys ---------------------------------------------------------------------------------------------------
@@ -294,6 +295,30 @@ def display_name(user: object) -> str:
     return full or user.get_username()  # type: ignore[attr-defined]
 
 
+def room_manager(*, user: object) -> bool:
+    """Superusers and staff with `manage_rooms`: they configure and review every room, and may stop any answer."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    return bool(
+        getattr(user, "is_superuser", False)
+        or (getattr(user, "is_staff", False) and user.has_perm("assistant_chat.manage_rooms"))  # type: ignore[attr-defined]
+    )
+
+
+def message_may_stop(*, user: object, message: Message) -> bool:
+    """Who may stop a streaming answer: the member who asked for it (the question's author, or who regenerated
+    it), the author of the question it answers, and room managers. Not any member: a stop throws away an answer
+    others may be waiting for, so it is the asker's (or a manager's) call, and it is recorded (`stopped_by`)."""
+    user_id = getattr(user, "pk", None)
+    if user_id is None:
+        return False
+    if message.requested_by_id == user_id or room_manager(user=user):
+        return True
+    if message.reply_to_id is None:
+        return False
+    return Message.objects.filter(pk=message.reply_to_id, author_id=user_id).exists()
+
+
 def rooms_for_user(*, user: object) -> QuerySet[Room]:
     """Rooms `user` may enter: a member directly or through a group. Superusers and room managers (staff with the
     `manage_rooms` permission, who configure and review every room) enter every room. Archived rooms are closed to
@@ -338,8 +363,78 @@ def conversation_get_for_user(*, user: object, conversation_id: object, room: Ro
     return conversation
 
 
-def conversation_list(*, room: Room, limit: int = 200) -> list[Conversation]:
-    return list(Conversation.objects.filter(room=room).order_by("-updated_at", "-id")[:limit])
+def conversation_list(*, room: Room, limit: int = 200, archived: bool = False) -> list[Conversation]:
+    """A room's conversations, newest activity first: those not archived, or (`archived`) only archived ones."""
+    rows = Conversation.objects.filter(room=room, archived=archived).order_by("-updated_at", "-id")
+    return list(rows[:limit])
+
+
+def conversation_archived_count(*, room: Room) -> int:
+    return Conversation.objects.filter(room=room, archived=True).count()
+
+
+MESSAGE_PAGE = 50
+
+
+def message_page(
+    *, conversation: Conversation, before_id: int | None = None, limit: int = MESSAGE_PAGE
+) -> tuple[list[Message], bool]:
+    """The newest `limit` places (slots) of a conversation before `before_id`, oldest first, each as its latest
+    version with `version_ids` (every version's id, first to latest) set on it; and whether older places exist.
+    A constant number of queries whatever the conversation's length (a 5,000-message room opens as fast)."""
+    roots_qs = Message.objects.filter(conversation=conversation, version_of__isnull=True)
+    if before_id is not None:
+        roots_qs = roots_qs.filter(pk__lt=before_id)
+    roots = list(roots_qs.order_by("-id").values_list("pk", flat=True)[: limit + 1])
+    has_more = len(roots) > limit
+    roots = sorted(roots[:limit])
+    versions: dict[int, list[int]] = {root: [root] for root in roots}
+    later = Message.objects.filter(version_of_id__in=roots).order_by("version_of_id", "version")
+    for pk, root in later.values_list("pk", "version_of_id"):
+        versions[root].append(pk)
+    shown = {versions[root][-1]: root for root in roots}
+    rows = {m.pk: m for m in Message.objects.filter(pk__in=shown).select_related("author", "stopped_by")}
+    page = []
+    for root in roots:
+        message = rows[versions[root][-1]]
+        message.version_ids = versions[root]  # type: ignore[attr-defined]
+        page.append(message)
+    return page, has_more
+
+
+def message_places_before(*, conversation: Conversation, before_id: int) -> int:
+    """How many places (first versions) come before `before_id`: the "N earlier messages" a page leaves out."""
+    return Message.objects.filter(conversation=conversation, version_of__isnull=True, pk__lt=before_id).count()
+
+
+def message_versions(*, message: Message) -> list[int]:
+    """The ids of every version of a message's place, first to latest."""
+    root = message.version_of_id or message.pk
+    later = Message.objects.filter(version_of_id=root).order_by("version").values_list("pk", flat=True)
+    return [root, *later]
+
+
+def feedback_counts(*, message_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Up and down votes per answer version (every id present, zero when none)."""
+    counts = {message_id: {"up": 0, "down": 0} for message_id in message_ids}
+    rows = (
+        MessageFeedback.objects.filter(message_id__in=message_ids)
+        .values_list("message_id", "value")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for message_id, value, n in rows:
+        counts[message_id][value] = n
+    return counts
+
+
+def feedback_of(*, user: object, message_ids: list[int]) -> dict[int, dict[str, str]]:
+    """A member's own votes on these answer versions: {id: {"value", "comment"}}."""
+    user_id = getattr(user, "pk", None)
+    if user_id is None:
+        return {}
+    rows = MessageFeedback.objects.filter(message_id__in=message_ids, user_id=user_id)
+    return {f.message_id: {"value": f.value, "comment": f.comment} for f in rows}
 
 
 def conversation_messages(*, conversation: Conversation, after_id: int = 0) -> list[Message]:
@@ -351,26 +446,41 @@ def conversation_messages(*, conversation: Conversation, after_id: int = 0) -> l
 
 def conversation_history(*, conversation_id: int, before_id: int, limit: int) -> list[Message]:
     """The last `limit` messages the model sees for the question `before_id` answers (or, for an answer, the
-    question it replies to): earlier questions each followed by its answer, then the question itself. Questions
-    queued after it are not part of its turn; answers with no text and failed answers are left out."""
+    question it replies to): earlier questions each followed by its answer, then the question itself. Each earlier
+    place counts with its latest version only (an edited question, a regenerated answer); questions queued after
+    it are not part of its turn; answers with no text and failed answers are left out."""
     question_id = before_id
     reply_to = Message.objects.filter(pk=before_id, role=Message.Role.ASSISTANT).values_list("reply_to_id", flat=True)
     if reply_to and reply_to[0]:
         question_id = reply_to[0]
-    questions = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER, pk__lte=question_id)
-    answers = (
-        Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT, pk__lt=before_id)
-        .filter(Q(reply_to_id__lt=question_id) | Q(reply_to__isnull=True))
-        .exclude(content="")
-        .exclude(status=Message.Status.FAILED)
+    question = Message.objects.select_related("author").filter(pk=question_id).first()
+    if question is None:
+        return []
+    place = question.version_of_id or question.pk
+    rows = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .annotate(place=Coalesce("version_of_id", "id"), asked=Coalesce("reply_to__version_of_id", "reply_to_id"))
+        .filter(
+            Q(role=Message.Role.USER, place__lt=place)
+            | Q(role=Message.Role.ASSISTANT, asked__lt=place)
+            | Q(role=Message.Role.ASSISTANT, reply_to__isnull=True, pk__lt=before_id)
+        )
+        .exclude(Q(role=Message.Role.ASSISTANT) & (Q(content="") | Q(status=Message.Status.FAILED)))
+        .select_related("author")
+        .order_by("-place", "-id")
     )
-    recent_questions = list(questions.select_related("author").order_by("-id")[:limit])
-    recent_answers = list(answers.order_by("-id")[:limit])
+    latest: dict[int, Message] = {}
+    for message in rows[: limit * 3]:
+        latest.setdefault(message.place, message)  # type: ignore[attr-defined]
+    said = list(latest.values()) + [question]
     # An answer goes right after the question it replies to, even when questions queued while it streamed were
     # saved before it: the model reads each exchange in order.
-    said = sorted(
-        recent_questions + recent_answers,
-        key=lambda m: (m.pk, 0) if m.role == Message.Role.USER else (m.reply_to_id or m.pk, 1),
+    said.sort(
+        key=lambda m: (
+            (m.version_of_id or m.pk, 0)
+            if m.role == Message.Role.USER
+            else (getattr(m, "asked", None) or m.reply_to_id or m.pk, 1)
+        )
     )
     return said[-limit:]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from . import errors, ratelimits
@@ -32,6 +33,7 @@ from .models import (
     FileBlob,
     FilePage,
     Message,
+    MessageFeedback,
     Operation,
     Room,
     validate_assistant_name,
@@ -312,25 +314,73 @@ def _check_conversation_rate(user: Any) -> None:
         )
 
 
+DEFAULT_CONVERSATION_TITLE = "New conversation"
+AUTO_TITLE_MAX = 60
+
+
 def conversation_create(*, room: Room, user: Any, title: Any = None) -> Conversation:
-    title = _check_title(title) if title not in (None, "") else "New conversation"
+    named = title not in (None, "")
+    title = _check_title(title) if named else DEFAULT_CONVERSATION_TITLE
     _check_conversation_rate(user)
-    return Conversation.objects.create(room=room, title=title, created_by=user)
+    source = Conversation.TitleSource.MANUAL if named else Conversation.TitleSource.DEFAULT
+    return Conversation.objects.create(room=room, title=title, title_source=source, created_by=user)
 
 
 def conversation_rename(*, conversation: Conversation, title: Any, user: Any = None) -> Conversation:
+    """A member's rename: from now on the conversation keeps this name (no automatic title replaces it)."""
     conversation.title = _check_title(title)
+    conversation.title_source = Conversation.TitleSource.MANUAL
     if user is not None:
         _check_conversation_rate(user)
-    conversation.save(update_fields=["title", "updated_at"])
+    conversation.save(update_fields=["title", "title_source", "updated_at"])
+    return conversation
+
+
+def title_from_question(question: str) -> str:
+    """A title derived from the first question: its first line, cut at a word boundary near AUTO_TITLE_MAX."""
+    text = " ".join(question.replace("@assistant", " ").split())
+    text = text.strip(" .?!:;,-") or DEFAULT_CONVERSATION_TITLE
+    if len(text) <= AUTO_TITLE_MAX:
+        return text[0].upper() + text[1:]
+    cut = text[:AUTO_TITLE_MAX].rsplit(" ", 1)[0] or text[:AUTO_TITLE_MAX]
+    return cut[0].upper() + cut[1:] + "…"
+
+
+def conversation_title_auto(*, conversation_id: int, title: str) -> Conversation | None:
+    """Name a conversation after its first answer. Only one still unnamed is changed (one conditional update), so
+    a member's rename, made before or while the title was written, always wins. Returns it when renamed."""
+    title = " ".join(str(title).split()).strip(" \"'`*#.")[:CONVERSATION_TITLE_MAX]
+    if not title:
+        return None
+    renamed = Conversation.objects.filter(pk=conversation_id, title_source=Conversation.TitleSource.DEFAULT).update(
+        title=title, title_source=Conversation.TitleSource.AUTO, updated_at=timezone.now()
+    )
+    return Conversation.objects.select_related("created_by").get(pk=conversation_id) if renamed else None
+
+
+def conversation_archive(*, conversation: Conversation, user: Any, archived: bool) -> Conversation:
+    """Archive or bring back a conversation: only the member who started it may (staff review sees it either
+    way)."""
+    if conversation.created_by_id is None or conversation.created_by_id != getattr(user, "pk", None):
+        raise errors.PermissionDenied("Only the member who started this conversation can archive it.")
+    _check_conversation_rate(user)
+    conversation.archived = bool(archived)
+    conversation.save(update_fields=["archived", "updated_at"])
     return conversation
 
 
 def message_create(
-    *, conversation: Conversation, author: Any, content: Any, client_id: str = "", queued: bool = False
+    *,
+    conversation: Conversation,
+    author: Any,
+    content: Any,
+    client_id: str = "",
+    queued: bool = False,
+    version: dict[str, Any] | None = None,
 ) -> Message:
     """Save a member's message. Refuses empty or oversized text and members over the rate limit, saying which.
-    `queued` saves it as waiting for an answer (`turn_start_next` picks it up in order)."""
+    `queued` saves it as waiting for an answer (`turn_start_next` picks it up in order); `version`
+    (`version_of`, `version`) saves it as a later version of an earlier question."""
     if not isinstance(content, str):
         raise errors.InvalidArgument("content must be text")
     if not content.strip():
@@ -355,6 +405,8 @@ def message_create(
             content=content,
             client_id=client_id,
             status=status,
+            requested_by=author if queued else None,
+            **(version or {}),
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     return message
@@ -378,6 +430,117 @@ def message_send(*, conversation: Conversation, author: Any, content: Any, clien
         if existing is None:
             raise
         return existing
+
+
+def message_edit(*, message: Message, author: Any, content: Any, client_id: str = "") -> Message:
+    """Edit and resend a question: a new version of it (the earlier ones are kept), queued for an answer when the
+    room answers it; that answer becomes a new version of the old question's answer. Only the question's author
+    may; with `client_id` a resend saves once."""
+    if message.role != Message.Role.USER:
+        raise errors.InvalidArgument("Only a question can be edited; regenerate an answer instead.")
+    if message.author_id is None or message.author_id != getattr(author, "pk", None):
+        raise errors.PermissionDenied("You can only edit your own messages.")
+    conversation = message.conversation
+    if client_id and (existing := _sent_before(author=author, client_id=client_id, conversation=conversation)):
+        return existing
+    room = Room.objects.select_related("assistant").get(pk=conversation.room_id)
+    wanted = isinstance(content, str) and answer_wanted(room=room, content=content)
+    root_id = message.version_of_id or message.pk
+    for _attempt in range(3):
+        number = _next_version(root_id)
+        try:
+            with transaction.atomic():
+                return message_create(
+                    conversation=conversation,
+                    author=author,
+                    content=content,
+                    client_id=client_id,
+                    queued=wanted,
+                    version={"version_of_id": root_id, "version": number},
+                )
+        except IntegrityError:
+            # Another edit of the same question took this version number, or the same client_id raced in.
+            if client_id and (existing := _sent_before(author=author, client_id=client_id, conversation=conversation)):
+                return existing
+    raise errors.FailedPrecondition("The question is being edited elsewhere at this moment; try again.")
+
+
+def _next_version(root_id: int) -> int:
+    highest = Message.objects.filter(version_of_id=root_id).aggregate(n=Max("version"))["n"]
+    return (highest or 1) + 1
+
+
+def message_regenerate(*, message: Message, user: Any) -> Message:
+    """Ask for a new version of an answer: its question is queued again (answered in turn, through the runner,
+    one answer at a time per conversation); `turn_start_next` makes the new answer a later version of this one.
+    Returns the question. The earlier versions are kept."""
+    if message.role != Message.Role.ASSISTANT:
+        raise errors.InvalidArgument("Only an answer can be regenerated; edit a question instead.")
+    if message.status == Message.Status.STREAMING:
+        raise errors.InvalidArgument("This answer is still being written; stop it first or wait for its end.")
+    if message.reply_to_id is None:
+        raise errors.InvalidArgument("The question this answer replied to was deleted; it cannot be regenerated.")
+    limit, window = settings.CHAT_RATE_LIMIT_MESSAGES, settings.CHAT_RATE_LIMIT_SECONDS
+    if not ratelimits.hit(action="regenerate", user_id=getattr(user, "pk", 0) or 0, limit=limit, window_seconds=window):
+        raise errors.RateLimited(f"You are regenerating too fast: at most {limit} per {window} seconds.")
+    with transaction.atomic():
+        question = Message.objects.select_for_update().get(pk=message.reply_to_id)
+        if question.status == Message.Status.QUEUED:
+            raise errors.InvalidArgument("A new answer to this question is already on its way.")
+        if Message.objects.filter(reply_to_id=question.pk, status=Message.Status.STREAMING).exists():
+            raise errors.InvalidArgument("An answer to this question is being written; wait for its end.")
+        question.status = Message.Status.QUEUED
+        question.requested_by = user
+        question.save(update_fields=["status", "requested_by"])
+        Conversation.objects.filter(pk=question.conversation_id).update(updated_at=timezone.now())
+    return Message.objects.select_related("author", "conversation").get(pk=question.pk)
+
+
+def turn_stop_request(*, message: Message, user: Any) -> None:
+    """Record who stops a streaming answer, after checking they may (`selectors.message_may_stop`). The runner
+    then cancels it; if it ends otherwise first, `turn_finish` clears the record."""
+    from .selectors import message_may_stop
+
+    if message.role != Message.Role.ASSISTANT or message.status != Message.Status.STREAMING:
+        raise errors.InvalidArgument("This answer has already finished.")
+    if not message_may_stop(user=user, message=message):
+        raise errors.PermissionDenied("Only the member who asked for this answer, or a room manager, can stop it.")
+    Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(stopped_by=user)
+
+
+FEEDBACK_COMMENT_MAX = 2000
+
+
+def feedback_set(*, message: Message, user: Any, value: Any, comment: Any = "") -> MessageFeedback | None:
+    """A member's vote on one version of an answer: "up" or "down" with an optional comment, replacing their
+    earlier vote on it, or "none" to take it back. Returns the vote (None when taken back)."""
+    if message.role != Message.Role.ASSISTANT:
+        raise errors.InvalidArgument("Feedback is for answers only.")
+    if message.status in (Message.Status.STREAMING, Message.Status.QUEUED):
+        raise errors.InvalidArgument("Wait for the end of this answer to give feedback.")
+    if value not in ("up", "down", "none"):
+        raise errors.InvalidArgument("value must be 'up', 'down' or 'none'.")
+    if not isinstance(comment, str):
+        raise errors.InvalidArgument("comment must be text.")
+    comment = comment.strip()
+    if len(comment) > FEEDBACK_COMMENT_MAX:
+        raise errors.PayloadTooLarge(
+            f"The comment is too long: {len(comment)} characters, at most {FEEDBACK_COMMENT_MAX}."
+        )
+    if not ratelimits.hit(
+        action="feedback",
+        user_id=getattr(user, "pk", 0) or 0,
+        limit=settings.CHAT_RATE_LIMIT_MESSAGES * 3,
+        window_seconds=settings.CHAT_RATE_LIMIT_SECONDS,
+    ):
+        raise errors.RateLimited("You are changing feedback too fast; wait a moment.")
+    if value == "none":
+        MessageFeedback.objects.filter(message=message, user=user).delete()
+        return None
+    feedback, _created = MessageFeedback.objects.update_or_create(
+        message=message, user=user, defaults={"value": value, "comment": comment}
+    )
+    return feedback
 
 
 def _sent_before(*, author: Any, client_id: str, conversation: Conversation) -> Message | None:
@@ -427,6 +590,8 @@ def turn_start_next(*, conversation_id: int, runner: str) -> Message | None:
                     conversation_id=conversation_id,
                     role=Message.Role.ASSISTANT,
                     reply_to=question,
+                    requested_by_id=question.requested_by_id or question.author_id,
+                    **_answer_version(question),
                     status=Message.Status.STREAMING,
                     model=room.model,
                     temperature=room.temperature,
@@ -445,6 +610,22 @@ def turn_start_next(*, conversation_id: int, runner: str) -> Message | None:
     return Message.objects.select_related("conversation__room", "reply_to").get(pk=reply.pk)
 
 
+def _answer_version(question: Message) -> dict[str, Any]:
+    """Where a new answer to `question` goes: a later version of the first answer to any version of that question
+    (a regenerate, or an edited question), else a place of its own."""
+    root_question = question.version_of_id or question.pk
+    first_answer = (
+        Message.objects.filter(role=Message.Role.ASSISTANT, version_of__isnull=True)
+        .filter(Q(reply_to_id=root_question) | Q(reply_to__version_of_id=root_question))
+        .order_by("id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if first_answer is None:
+        return {}
+    return {"version_of_id": first_answer, "version": _next_version(first_answer)}
+
+
 TURN_INTERRUPTED_ERROR = "The server stopped during this answer."
 
 
@@ -457,7 +638,7 @@ def turns_interrupt_lapsed(*, conversation_id: int, grace_seconds: float = 0.0) 
         conversation_id=conversation_id,
         status=Message.Status.STREAMING,
         lease_expires_at__lt=now - timedelta(seconds=grace_seconds),
-    ).update(status=Message.Status.INTERRUPTED, completed_at=now, error=TURN_INTERRUPTED_ERROR)
+    ).update(status=Message.Status.INTERRUPTED, completed_at=now, error=TURN_INTERRUPTED_ERROR, stopped_by=None)
 
 
 def turn_interrupt_if_lapsed(*, message_id: int) -> Message | None:
@@ -466,7 +647,11 @@ def turn_interrupt_if_lapsed(*, message_id: int) -> Message | None:
     several processes finding the same dead turn, exactly one ends it)."""
     now = timezone.now()
     ended = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING, lease_expires_at__lt=now).update(
-        status=Message.Status.INTERRUPTED, completed_at=now, lease_expires_at=None, error=TURN_INTERRUPTED_ERROR
+        status=Message.Status.INTERRUPTED,
+        completed_at=now,
+        lease_expires_at=None,
+        error=TURN_INTERRUPTED_ERROR,
+        stopped_by=None,
     )
     if not ended:
         return None
@@ -527,6 +712,8 @@ def turn_finish(
     }
     if model:
         fields["model"] = model
+    if status != Message.Status.CANCELLED:
+        fields["stopped_by"] = None  # a stop that came too late: the answer ended otherwise
     with transaction.atomic():
         Message.objects.filter(pk=message_id).update(**fields)
         message = Message.objects.select_related("conversation").get(pk=message_id)

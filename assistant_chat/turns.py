@@ -428,3 +428,43 @@ async def collect(prepared: PreparedTurn) -> TurnResult:
             result = event
     assert result is not None
     return result
+
+
+TITLE_PROMPT = (
+    "Write a short title (at most six words) for a conversation that starts with the question below. "
+    "Reply with the title only: no quotes, no punctuation at the end."
+)
+TITLE_MAX_CHARS = 80
+
+
+def writes_titles(prepared: PreparedTurn) -> bool:
+    """Whether the turn's model can name a conversation: a real provider model. The offline model (which only
+    quotes passages) and remote Pinecone assistants (which answer from their files) cannot: the caller derives a
+    title from the question instead."""
+    return not prepared.remote and prepared.spec.provider not in ("offline", "pinecone")
+
+
+async def write_title(prepared: PreparedTurn, question: str) -> str:
+    """A conversation title written by the turn's model (see `writes_titles`), in one short call. Raises
+    `provider_base.ProviderError` when the model fails; the caller falls back to a derived title."""
+    request = provider_base.ProviderRequest(
+        model=prepared.spec.upstream_model,
+        messages=(
+            provider_base.Message(role="system", content=TITLE_PROMPT),
+            provider_base.Message(role="user", content=question[:2000]),
+        ),
+        temperature=None,
+        max_tokens=24,
+    )
+    parts: list[str] = []
+    stream = prepared.provider.stream(request)
+    try:
+        async for item in stream:
+            if isinstance(item, provider_base.Delta):
+                parts.append(item.text)
+                if sum(len(p) for p in parts) > TITLE_MAX_CHARS * 2:
+                    break
+    finally:
+        await stream.aclose()
+    title = " ".join("".join(parts).split()).strip(" \"'`*#.")
+    return title[:TITLE_MAX_CHARS]

@@ -11,6 +11,12 @@ urlpatterns = [
     path("rooms/<slug:slug>/files/<str:file_id>/", views.room_file, name="room-file"),
     path("rooms/<slug:slug>/search/", views.room_search, name="room-search"),
     path(
+        "rooms/<slug:slug>/conversations/<int:conversation_id>/messages/",
+        views.conversation_messages,
+        name="conversation-messages",
+    ),
+    path("rooms/<slug:slug>/messages/<int:message_id>.json", views.message_detail, name="message-detail"),
+    path(
         "rooms/<slug:slug>/conversations/<int:conversation_id>/export.json",
         views.conversation_export_json,
         name="conversation-export-json",

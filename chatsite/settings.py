@@ -307,6 +307,9 @@ CHAT_TURN_SAVE_RETRY_SECONDS = env_float("CHAT_TURN_SAVE_RETRY_SECONDS", 120.0)
 CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 10.0)
 # Extra origins allowed to open room websockets (the site's own hosts from ALLOWED_HOSTS always are).
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])
+# The site's public address, e.g. https://chat.example.com, for links that leave the site (the Markdown export's
+# links to cited files). Empty: the address the request came in on (behind a proxy, set this or forward the Host).
+SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 
 # --- Browser security (issue 13) ---
 # Hosts whose https images messages may show; every other image in a message becomes a link (no tracking pixels,

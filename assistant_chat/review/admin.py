@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString
 from .. import selectors, turns
 from ..knowledge.filters import FilterError, parse_filter
 from ..message_html import file_url, render_message_html
-from ..models import Assistant, Conversation, Message, Room, Usage
+from ..models import Assistant, Conversation, Message, MessageFeedback, Room, Usage
 from ..providers.registry import Registry
 from . import search as history_search
 from . import usage
@@ -510,6 +510,33 @@ class ModelListFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(answered))
 
 
+FEEDBACK_FILTERS = {
+    "negative": ("has negative feedback", Q(value=MessageFeedback.Value.DOWN)),
+    "positive": ("has positive feedback", Q(value=MessageFeedback.Value.UP)),
+    "commented": ("has feedback comments", ~Q(comment="")),
+    "any": ("has any feedback", Q()),
+}
+
+
+class FeedbackListFilter(admin.SimpleListFilter):
+    title = "feedback"
+    parameter_name = "feedback"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _q) in FEEDBACK_FILTERS.items()] + [("none", "no feedback")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        votes = MessageFeedback.objects.all()  # read through the (value, message) index
+        if value in FEEDBACK_FILTERS:
+            return queryset.filter(
+                Exists(votes.filter(FEEDBACK_FILTERS[value][1], message__conversation=OuterRef("pk")))
+            )
+        if value == "none":
+            return queryset.exclude(Exists(votes.filter(message__conversation=OuterRef("pk"))))
+        return queryset
+
+
 class ConversationChangeList(ChangeList):
     """Adds per-row figures for the page shown (one aggregate over those conversations' messages, never a count
     over the whole history) and, for a search, the first matching message of each row."""
@@ -548,7 +575,18 @@ class ConversationChangeList(ChangeList):
             hits = history_search.snippets_for_messages(query=self.query, message_ids=wanted)
         elif self.query:
             hits = history_search.snippets_by_conversation(query=self.query, conversation_ids=ids)
+        votes = {
+            item["message__conversation_id"]: item
+            for item in MessageFeedback.objects.filter(message__conversation_id__in=ids)
+            .values("message__conversation_id")
+            .annotate(
+                up=Count("id", filter=Q(value=MessageFeedback.Value.UP)),
+                down=Count("id", filter=Q(value=MessageFeedback.Value.DOWN)),
+            )
+            .order_by()
+        }
         for row in rows:
+            row.review_feedback = votes.get(row.pk, {})
             row.review_stats = stats.get(row.pk, {})
             row.review_models = sorted(models.get(row.pk, ()))
             row.review_hit = hits.get(row.pk)
@@ -557,16 +595,18 @@ class ConversationChangeList(ChangeList):
 
 @admin.register(Conversation)
 class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
-    list_display = ("title", "room", "created_by", "created_at", "updated_at", "message_count", "tokens", "answers")
+    list_display = (
+        "title", "room", "created_by", "created_at", "updated_at", "message_count", "tokens", "answers", "feedback",
+    )  # fmt: skip
     list_select_related = ("room", "created_by")
     list_filter = (RoomListFilter, MemberListFilter, ("created_at", admin.DateFieldListFilter), StatusListFilter,
-                   ModelListFilter)  # fmt: skip
+                   ModelListFilter, FeedbackListFilter, "archived")  # fmt: skip
     search_fields = ("title",)
     search_help_text = "Finds conversations by title or by any word in their messages (all words must match)."
     show_full_result_count = False
     ordering = ("-updated_at", "-id")
     list_per_page = 50
-    fields = ("title", "room", "created_by", "created_at", "updated_at")
+    fields = ("title", "title_source", "archived", "room", "created_by", "created_at", "updated_at")
     readonly_fields = fields
     actions = ["export_json", "export_markdown"]
 
@@ -624,6 +664,18 @@ class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
             "{}{}", models, format_html(' <b style="color:#cf222e">{}</b>', ", ".join(flags)) if flags else ""
         )
 
+    @admin.display(description="feedback")
+    def feedback(self, conversation: Conversation) -> SafeString | str:
+        votes = getattr(conversation, "review_feedback", {})
+        if not votes:
+            return "–"
+        return format_html(
+            '{} up · <b style="color:{}">{} down</b>',
+            votes["up"],
+            "#cf222e" if votes["down"] else "inherit",
+            votes["down"],
+        )
+
     @admin.display(description="matching message")
     def match(self, conversation: Conversation) -> SafeString | str:
         hit = getattr(conversation, "review_hit", None)
@@ -646,15 +698,19 @@ class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
         conversation = get_object_or_404(self.get_queryset(request).select_related("room__assistant"), pk=object_id)
         if not self.has_view_permission(request, conversation) or fmt not in ("json", "md"):
             raise PermissionDenied
-        return export_response([conversation], fmt, f"conversation-{conversation.pk}")
+        return export_response([conversation], fmt, f"conversation-{conversation.pk}", request=request)
 
     @admin.action(description="Export selected conversations as JSON", permissions=["view"])
     def export_json(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
-        return export_response(queryset.select_related("room__assistant", "created_by"), "json", "conversations")
+        return export_response(
+            queryset.select_related("room__assistant", "created_by"), "json", "conversations", request=request
+        )
 
     @admin.action(description="Export selected conversations as Markdown", permissions=["view"])
     def export_markdown(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
-        return export_response(queryset.select_related("room__assistant", "created_by"), "md", "conversations")
+        return export_response(
+            queryset.select_related("room__assistant", "created_by"), "md", "conversations", request=request
+        )
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
@@ -672,10 +728,24 @@ class ConversationAdmin(ManagedRoomsMixin, admin.ModelAdmin):
 
 def transcript(conversation: Conversation) -> list[dict[str, Any]]:
     """Every message of a conversation as the review page shows it: rendered text, citations linked to the room's
-    file viewer at the cited page, usage, timings and errors."""
+    file viewer at the cited page, usage, timings and errors; every version of a place (regenerated answers, edited
+    questions) right after the earlier ones, who stopped an answer, and members' feedback with comments."""
     room = conversation.room
     items = []
-    for message in Message.objects.filter(conversation=conversation).select_related("author").order_by("id"):
+    messages = list(
+        Message.objects.filter(conversation=conversation).select_related("author", "stopped_by").order_by("id")
+    )
+    counts: dict[int, int] = {}
+    for message in messages:
+        place = message.version_of_id or message.pk
+        counts[place] = counts.get(place, 0) + 1
+    votes: dict[int, list[MessageFeedback]] = {}
+    for vote in MessageFeedback.objects.filter(message__conversation=conversation).select_related("user"):
+        votes.setdefault(vote.message_id, []).append(vote)
+    messages.sort(key=lambda m: (m.version_of_id or m.pk, m.version))
+    for message in messages:
+        place_versions = counts[message.version_of_id or message.pk]
+        message_votes = votes.get(message.pk, [])
         references = []
         for citation in message.citations or []:
             for reference in citation.get("references", []):
@@ -699,6 +769,15 @@ def transcript(conversation: Conversation) -> list[dict[str, Any]]:
                 if message.metadata_filter
                 else "",
                 "references": references,
+                "version_label": f"version {message.version} of {place_versions}" if place_versions > 1 else "",
+                "edited": message.role == Message.Role.USER and message.version > 1,
+                "stopped_by": selectors.display_name(message.stopped_by) if message.stopped_by_id else "",
+                "feedback_up": sum(1 for v in message_votes if v.value == MessageFeedback.Value.UP),
+                "feedback_down": sum(1 for v in message_votes if v.value == MessageFeedback.Value.DOWN),
+                "feedback": [
+                    {"member": selectors.display_name(v.user), "value": v.value, "comment": v.comment}
+                    for v in message_votes
+                ],
             }
         )
     return items

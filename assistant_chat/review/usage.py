@@ -1,4 +1,4 @@
-"""Usage reads for the admin's usage report: turns and tokens per day, room, member and model.
+"""Usage reads for the admin's usage report: turns, tokens and feedback votes per day, room, member and model.
 
 A turn is one assistant message; its member is the author of the question it answers (`reply_to.author`). Callers
 pass the rooms the viewer may see (`selectors.rooms_managed_by`). Reads only; no HTTP here.
@@ -12,11 +12,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import Substr, TruncDate
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Substr, TruncDate
 from django.utils import timezone
 
-from ..models import Message, Room
+from ..models import Message, MessageFeedback, Room
 from ..selectors import display_name
 
 DIMENSIONS = ("day", "room", "member", "model")
@@ -34,6 +34,8 @@ class UsageRow:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    feedback_up: int = 0  # members' votes on these answers
+    feedback_down: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -67,6 +69,16 @@ def _day() -> Any:
     return TruncDate("created_at", tzinfo=timezone.get_current_timezone())
 
 
+def _votes(value: str) -> Subquery:
+    votes = (
+        MessageFeedback.objects.filter(message=OuterRef("pk"), value=value)
+        .values("message")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Subquery(votes, output_field=IntegerField())
+
+
 def usage_report(
     *,
     rooms: QuerySet[Room],
@@ -92,6 +104,11 @@ def usage_report(
         answers = answers.filter(reply_to__author_id=member_id)
     if model:
         answers = answers.filter(model=model)
+    # Votes per answer as subqueries, so that summing them does not multiply the token sums (a join would).
+    answers = answers.annotate(
+        votes_up=Coalesce(_votes(MessageFeedback.Value.UP), 0),
+        votes_down=Coalesce(_votes(MessageFeedback.Value.DOWN), 0),
+    )
     keys: dict[str, object] = {}
     if "day" in group_by:
         keys["g_day"] = _day()
@@ -107,6 +124,8 @@ def usage_report(
         "failed": Count("id", filter=Q(status=Message.Status.FAILED)),
         "prompt": Sum("prompt_tokens"),
         "completion": Sum("completion_tokens"),
+        "up": Sum("votes_up"),
+        "down": Sum("votes_down"),
     }
     found: list[dict[str, Any]]
     if keys:
@@ -136,9 +155,11 @@ def usage_report(
             failed=item["failed"],
             prompt_tokens=item["prompt"] or 0,
             completion_tokens=item["completion"] or 0,
+            feedback_up=item["up"] or 0,
+            feedback_down=item["down"] or 0,
         )
         report.rows.append(row)
-        for name in ("turns", "failed", "prompt_tokens", "completion_tokens"):
+        for name in ("turns", "failed", "prompt_tokens", "completion_tokens", "feedback_up", "feedback_down"):
             setattr(report.total, name, getattr(report.total, name) + getattr(row, name))
     report.rows.sort(key=lambda r: (-(r.day.toordinal() if r.day else 0), -r.total_tokens, r.room, r.member, r.model))
     report.groups = len(report.rows)

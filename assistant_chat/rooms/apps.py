@@ -10,6 +10,7 @@ class RoomsConfig(AppConfig):
     verbose_name = "Assistant chat rooms"
 
     def ready(self) -> None:
-        from . import access
+        from . import access, settings_changed
 
         access.connect()
+        settings_changed.connect()

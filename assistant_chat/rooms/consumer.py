@@ -44,6 +44,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__room_sockets_use_hubs__"
 
     hub: RoomHub | None = None
+    _typing_at = float("-inf")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -172,16 +173,71 @@ class RoomConsumer(AsyncWebsocketConsumer):
         payload = await db(events.message_payload)(message, self.room_slug)
         await self._publish(events.chat_message(payload, frame.get("client_id", "")))
         if message.status == Message.Status.QUEUED:
-            try:
-                await (await turn_runner.runner()).start_next(conversation_id=conversation.pk)
-            except Exception:  # saved and queued: a supervisor starts it
-                logger.warning("room socket: could not start the turn for message %s now", message.pk, exc_info=True)
+            await self._start_next(conversation.pk, message.pk)
 
     async def turn_cancel(self, frame: events.TurnCancel, room: Any) -> None:
         message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)
-        if message.status != Message.Status.STREAMING:
-            raise errors.InvalidArgument("This answer has already finished.")
+        await db(services.turn_stop_request)(message=message, user=self.user)  # who may stop; records who did
         await turn_runner.cancel_turn(message=message)
+
+    async def message_regenerate(self, frame: events.MessageRegenerate, room: Any) -> None:
+        message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)
+        question = await db(services.message_regenerate)(message=message, user=self.user)
+        payload = await db(events.message_payload)(question, self.room_slug)
+        await self._publish(events.message_updated(payload))
+        await self._start_next(question.conversation_id, question.pk)
+
+    async def message_edit(self, frame: events.MessageEdit, room: Any) -> None:
+        message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)
+        edited = await db(services.message_edit)(
+            message=message, author=self.user, content=frame["content"], client_id=frame.get("client_id", "")
+        )
+        payload = await db(events.message_payload)(edited, self.room_slug)
+        await self._publish(events.chat_message(payload, frame.get("client_id", "")))
+        if edited.status == Message.Status.QUEUED:
+            await self._start_next(edited.conversation_id, edited.pk)
+
+    async def feedback_set(self, frame: events.FeedbackSet, room: Any) -> None:
+        message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)
+        vote = await db(services.feedback_set)(
+            message=message, user=self.user, value=frame["value"], comment=frame.get("comment", "")
+        )
+        counts = (await db(selectors.feedback_counts)(message_ids=[message.pk]))[message.pk]
+        await self.send_event(
+            events.feedback_mine(
+                message_id=message.pk, value=vote.value if vote else None, comment=vote.comment if vote else ""
+            )
+        )
+        await self._publish(
+            events.feedback_updated(conversation_id=message.conversation_id, message_id=message.pk, counts=counts)
+        )
+
+    async def typing_notify(self, frame: events.TypingNotify, room: Any) -> None:
+        # Not stored, and at most one event per TYPING_INTERVAL per socket: extra frames are dropped quietly.
+        now = asyncio.get_running_loop().time()
+        if now - self._typing_at < events.TYPING_INTERVAL:
+            return
+        self._typing_at = now
+        conversation = await db(selectors.conversation_get_for_user)(
+            user=self.user, conversation_id=frame["conversation_id"], room=room
+        )
+        name = selectors.display_name(self.user)
+        await self._publish(events.member_typing(conversation_id=conversation.pk, user=name, user_id=self.user_id))
+
+    async def conversation_archive(self, frame: events.ConversationArchive, room: Any) -> None:
+        conversation = await db(selectors.conversation_get_for_user)(
+            user=self.user, conversation_id=frame["conversation_id"], room=room
+        )
+        conversation = await db(services.conversation_archive)(
+            conversation=conversation, user=self.user, archived=frame["archived"]
+        )
+        await self._publish(await db(events.conversation_event)("conversation.archived", conversation))
+
+    async def _start_next(self, conversation_id: int, message_id: int) -> None:
+        try:
+            await (await turn_runner.runner()).start_next(conversation_id=conversation_id)
+        except Exception:  # saved and queued: a supervisor starts it
+            logger.warning("room socket: could not start the turn for message %s now", message_id, exc_info=True)
 
     async def turn_resume(self, frame: events.TurnResume, room: Any) -> None:
         message = await db(selectors.message_get_for_user)(user=self.user, message_id=frame["message_id"], room=room)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, NotRequired, TypedDict
 
-from ..message_html import render_message_html
+from ..message_html import message_sources, render_message_html
 from ..models import Conversation, Message, Room
 
 MAX_FRAME_CHARS = 64 * 1024
@@ -73,7 +73,62 @@ class ConversationRename(TypedDict):
     title: str
 
 
-ClientFrame = MessageSend | TurnCancel | TurnResume | ConversationSync | ConversationCreate | ConversationRename
+class MessageRegenerate(TypedDict):
+    """Ask for a new version of an answer (any member). Its question is queued again and answered in turn; the new
+    answer arrives as `assistant.start` with `version_of` naming the answer's place. Earlier versions are kept."""
+
+    type: Literal["message.regenerate"]
+    message_id: int
+
+
+class MessageEdit(TypedDict):
+    """Edit and resend one's own question: a new version of it (`chat.message` with `version_of`), answered as a
+    new version of the old question's answer. Only the question's author may."""
+
+    type: Literal["message.edit"]
+    message_id: int
+    content: str
+    client_id: NotRequired[str]
+
+
+class FeedbackSet(TypedDict):
+    """A member's vote on an answer version: "up", "down" or "none" (take it back), with an optional comment."""
+
+    type: Literal["feedback.set"]
+    message_id: int
+    value: Literal["up", "down", "none"]
+    comment: NotRequired[str]
+
+
+class TypingNotify(TypedDict):
+    """The member is typing in a conversation. Not stored; passed on at most once per TYPING_INTERVAL per socket."""
+
+    type: Literal["typing.notify"]
+    conversation_id: int
+
+
+class ConversationArchive(TypedDict):
+    """Archive (or, with `archived: false`, bring back) a conversation. Only the member who started it may."""
+
+    type: Literal["conversation.archive"]
+    conversation_id: int
+    archived: bool
+
+
+ClientFrame = (
+    MessageSend
+    | TurnCancel
+    | TurnResume
+    | ConversationSync
+    | ConversationCreate
+    | ConversationRename
+    | MessageRegenerate
+    | MessageEdit
+    | FeedbackSet
+    | TypingNotify
+    | ConversationArchive
+)
+TYPING_INTERVAL = 3.0  # seconds between two `member.typing` events from one socket
 
 
 class FrameError(ValueError):
@@ -93,6 +148,11 @@ _FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
     "conversation.sync": {"conversation_id": (int, True), "after_id": (int, True)},
     "conversation.create": {"title": (str, False), "client_id": (str, False)},
     "conversation.rename": {"conversation_id": (int, True), "title": (str, True)},
+    "message.regenerate": {"message_id": (int, True)},
+    "message.edit": {"message_id": (int, True), "content": (str, True), "client_id": (str, False)},
+    "feedback.set": {"message_id": (int, True), "value": (str, True), "comment": (str, False)},
+    "typing.notify": {"conversation_id": (int, True)},
+    "conversation.archive": {"conversation_id": (int, True), "archived": (bool, True)},
 }
 
 
@@ -127,10 +187,14 @@ def parse_client_frame(text: str | None) -> ClientFrame:
             raise FrameError(f"'{name}' must be a non-negative whole number.")
         if python_type is str and not isinstance(value, str):
             raise FrameError(f"'{name}' must be text.")
+        if python_type is bool and not isinstance(value, bool):
+            raise FrameError(f"'{name}' must be true or false.")
         if python_type is str and not _is_unicode(value):
             raise FrameError(f"'{name}' has text that is not valid Unicode (a lone surrogate such as \\ud800).")
     if len(data.get("client_id", "")) > CLIENT_ID_MAX:
         raise FrameError(f"'client_id' is at most {CLIENT_ID_MAX} characters.")
+    if kind == "feedback.set" and data["value"] not in ("up", "down", "none"):
+        raise FrameError("'value' must be 'up', 'down' or 'none'.")
     return data  # type: ignore[return-value]
 
 
@@ -166,13 +230,27 @@ class MessagePayload(TypedDict):
     seq: int
     created_at: str
     reply_to: int | None  # an answer: the question it answers
+    version: int  # 1 for the first version of its place, then 2, 3, ...
+    version_of: int | None  # the first version's id (None: this is the first)
+    slot: int  # version_of or id: the place in the conversation all versions share
+    versions: list[int]  # every version's id, first to latest
+    version_count: int  # len(versions)
+    edited: bool  # a question that is a later version (edited and resent)
+    feedback: dict[str, int]  # {"up": n, "down": n} over members, for this version
+    stopped_by: str | None  # who stopped the answer (status cancelled)
+    stopped_by_id: int | None
+    requested_by_id: int | None  # who asked for this answer (may stop it, as room managers may)
+    sources: list[dict[str, Any]]  # an answer's cited sources: number, file_id, file_name, pages, quote, url
 
 
 class ConversationPayload(TypedDict):
     id: int
     title: str
     created_by: str | None
+    created_by_id: int | None
     updated_at: str
+    archived: bool
+    title_source: str  # "default" (not named yet), "auto" (after the first answer) or "manual"
 
 
 class RoomPayload(TypedDict):
@@ -198,7 +276,10 @@ class Presence(TypedDict):
 
 
 class ConversationEvent(TypedDict):
-    type: Literal["conversation.created", "conversation.renamed"]
+    """A conversation was started, renamed (by a member, or automatically after its first answer: `title_source`
+    "auto"), or archived / brought back by its creator (`conversation.archived`, see `archived`)."""
+
+    type: Literal["conversation.created", "conversation.renamed", "conversation.archived"]
     conversation: ConversationPayload
     client_id: NotRequired[str]
 
@@ -257,6 +338,48 @@ class ErrorEvent(TypedDict):
     retryable: NotRequired[bool]
 
 
+class MessageUpdated(TypedDict):
+    """A message changed in place (e.g. a question queued again for a regenerate): replace the one with this id."""
+
+    type: Literal["message.updated"]
+    message: MessagePayload
+
+
+class FeedbackUpdated(TypedDict):
+    """The vote counts of an answer version changed (to everyone; who voted how is not sent)."""
+
+    type: Literal["feedback.updated"]
+    conversation_id: int
+    message_id: int
+    up: int
+    down: int
+
+
+class FeedbackMine(TypedDict):
+    """The sender's own vote as saved (to the sender only)."""
+
+    type: Literal["feedback.mine"]
+    message_id: int
+    value: str | None
+    comment: str
+
+
+class MemberTyping(TypedDict):
+    """A member is typing in a conversation: show it for a few seconds after the last one. Never stored."""
+
+    type: Literal["member.typing"]
+    conversation_id: int
+    user: str
+    user_id: int
+
+
+class RoomUpdated(TypedDict):
+    """Staff changed the room's settings in the admin: the header's new data."""
+
+    type: Literal["room.updated"]
+    room: RoomPayload
+
+
 class RoomResync(TypedDict):
     """This process lost its link to the other processes for a while (a channel-layer outage) and has it again:
     events of that time may be missing, so the client sends `conversation.sync` with the last message id it holds.
@@ -270,12 +393,29 @@ def encode(event: Any) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def message_payload(message: Message, room_slug: str, *, author_name: str | None = None) -> MessagePayload:
-    from ..selectors import display_name
+def message_payload(
+    message: Message,
+    room_slug: str,
+    *,
+    author_name: str | None = None,
+    versions: list[int] | None = None,
+    feedback: dict[str, int] | None = None,
+) -> MessagePayload:
+    """A message as every member gets it. `versions` and `feedback` may be passed when read in bulk (a page of
+    messages); otherwise they are read here (one query each)."""
+    from ..selectors import display_name, feedback_counts, message_versions
 
     author = None
     if message.author_id is not None:
         author = author_name or display_name(message.author)
+    if versions is None:
+        versions = getattr(message, "version_ids", None) or message_versions(message=message)
+    if feedback is None:
+        feedback = {"up": 0, "down": 0}
+        if message.role == Message.Role.ASSISTANT and message.pk is not None:
+            feedback = feedback_counts(message_ids=[message.pk])[message.pk]
+    stopped_by = display_name(message.stopped_by) if message.stopped_by_id is not None else None
+    is_answer = message.role == Message.Role.ASSISTANT
     return {
         "id": message.pk,
         "conversation_id": message.conversation_id,
@@ -297,6 +437,17 @@ def message_payload(message: Message, room_slug: str, *, author_name: str | None
         "seq": message.seq,
         "created_at": message.created_at.isoformat() if message.created_at else "",
         "reply_to": message.reply_to_id,
+        "version": message.version,
+        "version_of": message.version_of_id,
+        "slot": message.version_of_id or message.pk,
+        "versions": versions,
+        "version_count": len(versions),
+        "edited": not is_answer and message.version > 1,
+        "feedback": feedback,
+        "stopped_by": stopped_by,
+        "stopped_by_id": message.stopped_by_id,
+        "requested_by_id": message.requested_by_id,
+        "sources": message_sources(message.citations or [], room_slug) if is_answer else [],
     }
 
 
@@ -307,7 +458,10 @@ def conversation_payload(conversation: Conversation) -> ConversationPayload:
         "id": conversation.pk,
         "title": conversation.title,
         "created_by": display_name(conversation.created_by) if conversation.created_by_id else None,
+        "created_by_id": conversation.created_by_id,
         "updated_at": conversation.updated_at.isoformat() if conversation.updated_at else "",
+        "archived": conversation.archived,
+        "title_source": conversation.title_source,
     }
 
 
@@ -332,7 +486,9 @@ def presence(members: list[str]) -> Presence:
 
 
 def conversation_event(
-    kind: Literal["conversation.created", "conversation.renamed"], conversation: Conversation, client_id: str = ""
+    kind: Literal["conversation.created", "conversation.renamed", "conversation.archived"],
+    conversation: Conversation,
+    client_id: str = "",
 ) -> ConversationEvent:
     event: ConversationEvent = {"type": kind, "conversation": conversation_payload(conversation)}
     if client_id:
@@ -382,6 +538,44 @@ def error(code: str, message: str, *, ref: str = "", client_id: str = "", retrya
     if retryable:
         event["retryable"] = True
     return event
+
+
+def message_updated(payload: MessagePayload) -> MessageUpdated:
+    return {"type": "message.updated", "message": payload}
+
+
+def feedback_updated(*, conversation_id: int, message_id: int, counts: dict[str, int]) -> FeedbackUpdated:
+    return {
+        "type": "feedback.updated",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "up": counts.get("up", 0),
+        "down": counts.get("down", 0),
+    }
+
+
+def feedback_mine(*, message_id: int, value: str | None, comment: str) -> FeedbackMine:
+    return {"type": "feedback.mine", "message_id": message_id, "value": value, "comment": comment}
+
+
+def member_typing(*, conversation_id: int, user: str, user_id: int) -> MemberTyping:
+    return {"type": "member.typing", "conversation_id": conversation_id, "user": user, "user_id": user_id}
+
+
+def model_label(model: str) -> str:
+    """The room's model as members should read it: an empty setting names the model the default is now."""
+    from .. import errors, turns
+
+    if model:
+        return model
+    try:
+        return f"{turns.resolve_model(None)[1].id} (default)"
+    except errors.ChatError:
+        return "default"
+
+
+def room_updated(room: Room) -> RoomUpdated:
+    return {"type": "room.updated", "room": {**room_payload(room), "model": model_label(room.model)}}
 
 
 def room_resync() -> RoomResync:

@@ -49,6 +49,13 @@ PRESENCE_HEARTBEAT = 15.0
 PRESENCE_EXPIRY = 40.0
 # Every process's own channel is in this group: access changes (a member removed, a logout) reach every process.
 CONTROL_GROUP = "rooms-control"
+
+
+def room_group(room_id: int) -> str:
+    """The channel-layer group of a room's hubs (one per process with members in it)."""
+    return f"room-{room_id}"
+
+
 RETRY_FIRST, RETRY_MAX = 0.1, 2.0  # backoff while the channel layer is unreachable
 SUBSCRIBE_WAIT = 2.0  # a joining socket waits at most this long for its new hub to join the room's group
 RESUME_GRACE = 3.0  # a turn's end waits this long for a socket that just joined (or was told of it) to resume
@@ -140,7 +147,7 @@ class RoomHub:
     def __init__(self, manager: Fanout, room_id: int) -> None:
         self.manager = manager
         self.room_id = room_id
-        self.group = f"room-{room_id}"
+        self.group = room_group(room_id)
         self.sockets: dict[str, LocalSocket] = {}
         self.joined: dict[str, float] = {}  # socket -> when (monotonic) it joined
         self.channel = ""
@@ -809,7 +816,7 @@ class Fanout:
         """Send one event to every process's hub of the room (the layer is crossed once per process). Raises when
         the layer is unreachable (after starting the recovery): the caller decides what waits for it."""
         try:
-            await self.layer.group_send(f"room-{room_id}", message)
+            await self.layer.group_send(room_group(room_id), message)
         except Exception as exc:
             self.layer_failed(exc, "publish")
             raise

@@ -30,8 +30,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from .. import errors, selectors, services, turns
-from ..message_html import file_url
-from ..models import Message
+from ..message_html import QUOTE_MAX_CHARS, file_url
+from ..models import Conversation, Message
 from ..monitoring import metrics
 from ..providers import base as provider_base
 from ..rendering import render_markdown, stable_boundary
@@ -46,6 +46,7 @@ db = database_sync_to_async
 # A turn's phases: only a preparing or streaming turn can be stopped; a saving one is finishing its final write.
 PREPARING, STREAMING, SAVING, DONE = "preparing", "streaming", "saving", "done"
 SHUTDOWN_ERROR = "The server restarted during this answer; the text so far is kept."
+TITLE_TIMEOUT = 20.0  # seconds the model may take to name a conversation before a derived title is used
 PUBLISH_GIVE_UP_SECONDS = LOG_KEEP_SECONDS  # after this, members are ended from the database by their processes
 
 
@@ -132,6 +133,7 @@ class TurnRunner:
         self.supervisor: recovery.Supervisor | None = None
         self._ready = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
+        self._titles: set[asyncio.Future[None]] = set()
 
     async def ensure_channel(self) -> str:
         async with self._ready:
@@ -274,10 +276,36 @@ class TurnRunner:
             turn.publisher.put({"type": "room.end", "seq": stream.seq, "frame": turn.end_frame})
         turn.publisher.close()
         asyncio.get_running_loop().call_later(LOG_KEEP_SECONDS, self.turns.pop, turn.message_id, None)
+        if status == Message.Status.COMPLETE and not turn.shutdown:
+            task = asyncio.ensure_future(self._name_conversation(turn, prepared))
+            self._titles.add(task)
+            task.add_done_callback(self._titles.discard)
         try:
             await self.start_next(conversation_id=turn.conversation_id)
         except Exception:  # the supervisors answer the queue later
             logger.exception("turn %s: could not start the next queued question", turn.message_id)
+
+    async def _name_conversation(self, turn: RunningTurn, prepared: turns.PreparedTurn | None) -> None:
+        """After an answer, a conversation still unnamed gets a title: written by the room's model when it is a real
+        provider model, else derived from the question. Never replaces a member's rename (one conditional update);
+        everyone in the room gets `conversation.renamed`. Runs beside the next turn; a failure only logs."""
+        try:
+            question = await db(_unnamed_question)(turn.message_id)
+            if question is None:
+                return
+            title = ""
+            if prepared is not None and turns.writes_titles(prepared):
+                try:
+                    title = await asyncio.wait_for(turns.write_title(prepared, question), TITLE_TIMEOUT)
+                except (provider_base.ProviderError, TimeoutError) as exc:
+                    logger.info("turn %s: the model wrote no title (%s); deriving one", turn.message_id, exc)
+            title = title or services.title_from_question(question)
+            conversation = await db(services.conversation_title_auto)(conversation_id=turn.conversation_id, title=title)
+            if conversation is not None:
+                event = await db(events.conversation_event)("conversation.renamed", conversation)
+                await self.fanout.publish_event(turn.room_id, event)
+        except Exception:
+            logger.warning("turn %s: could not name its conversation", turn.message_id, exc_info=True)
 
     async def _save_final(
         self,
@@ -495,6 +523,8 @@ class _Stream:
                         "file_id": reference.file.file_id,
                         "file_name": reference.file.name,
                         "pages": list(reference.pages),
+                        # The passage of the cited snippet that best supports the sentence (sources, popovers).
+                        "quote": (reference.highlight or "")[:QUOTE_MAX_CHARS],
                     }
                     for reference in citation.references
                 ],
@@ -535,8 +565,17 @@ def _prepare(message_id: int) -> turns.PreparedTurn:
             temperature=message.temperature,
             metadata_filter=metadata_filter,
             extra_instructions=room.instructions,
+            include_highlights=True,  # each reference keeps its quoted passage for the answer's sources
         )
     )
+
+
+def _unnamed_question(message_id: int) -> str | None:
+    """The question an answer replied to, when its conversation has no title yet (else None)."""
+    message = Message.objects.select_related("conversation", "reply_to").get(pk=message_id)
+    if message.conversation.title_source != Conversation.TitleSource.DEFAULT or message.reply_to is None:
+        return None
+    return message.reply_to.content
 
 
 def _save(*, room_slug: str, **fields: Any) -> events.MessagePayload:
@@ -582,6 +621,8 @@ async def drain(wait: float = 10.0) -> None:
     ]
     if senders:
         await asyncio.wait(senders, timeout=wait)
+    if instance._titles:
+        await asyncio.wait(list(instance._titles), timeout=wait)
 
 
 def stop_background() -> None:

@@ -61,4 +61,14 @@
       noteUpdate();
     }
   });
+
+  // Django's two-box member picker labels its search icons with aria-label on a plain span, which assistive
+  // technology ignores (axe: aria-prohibited-attr). Giving them the image role makes the label count.
+  window.addEventListener("load", function () {
+    setTimeout(function () {
+      document.querySelectorAll(".selector .help-tooltip[aria-label]:not([role])").forEach(function (icon) {
+        icon.setAttribute("role", "img");
+      });
+    }, 0);
+  });
 })();

@@ -154,7 +154,7 @@ def test_admin_export_of_one_conversation_contains_every_message_and_citation(wo
         "file_id": "f-otters",
         "file_name": "otters.pdf",
         "pages": [2],
-        "url": "/rooms/lab/files/f-otters/?page=2#page-2",
+        "url": "http://testserver/rooms/lab/files/f-otters/?page=2#page-2",  # absolute: it leaves the site
     }
     assert answer["usage"] == {"prompt_tokens": 100, "completion_tokens": 20}
     assert answer["model"] == "offline" and answer["status"] == "complete" and answer["author"] == "handbook"
@@ -174,7 +174,7 @@ def test_admin_actions_export_the_selected_set_as_json_and_markdown(world, histo
     assert markdown.count("\n# ") + markdown.startswith("# ") == 2
     for text in ("## alice", "## handbook (assistant)", "Sea otters use rocks", "On the comb, with a waggle."):
         assert text in markdown
-    assert "1. [otters.pdf, pp. 2](/rooms/lab/files/f-otters/?page=2#page-2)" in markdown
+    assert "1. [otters.pdf, pp. 2](http://testserver/rooms/lab/files/f-otters/?page=2#page-2)" in markdown
     assert "model offline · temperature 0.3" in markdown and "100 prompt + 20 completion tokens" in markdown
     assert "> **Error:** The model failed: boom" in markdown and "· failed" in markdown
 

@@ -51,9 +51,10 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def log_in(browser: Any, base_url: str, username: str, password: str, next_path: str) -> Any:
-    """A new browser context (its own cookies) signed in as `username`, on `next_path`."""
-    context = browser.new_context(base_url=base_url)
+def log_in(browser: Any, base_url: str, username: str, password: str, next_path: str, **options: Any) -> Any:
+    """A new browser context (its own cookies) signed in as `username`, on `next_path`; `options` go to
+    `new_context` (viewport, color_scheme, ...)."""
+    context = browser.new_context(base_url=base_url, **options)
     page = context.new_page()
     page.goto(f"/login/?next={next_path}")
     page.fill("#id_username", username)
@@ -61,3 +62,26 @@ def log_in(browser: Any, base_url: str, username: str, password: str, next_path:
     page.click("button[type=submit]")
     page.wait_for_url(f"**{next_path}")
     return page
+
+
+AXE_DIR = ROOT / ".cache" / "axe-core"
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core's axe.min.js, from npm (`npm install axe-core@4` into .cache/, once); .ci/run installs it too."""
+    script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        require(None if npm else "npm is not installed (apt-get install npm), needed for axe-core")
+        import subprocess
+
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [npm or "npm", "install", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR), "axe-core@4"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        require(None if script.exists() else f"axe-core could not be installed: {done.stderr[-500:]}")
+    return script

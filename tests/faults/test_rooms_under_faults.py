@@ -322,7 +322,7 @@ async def test_a_model_silent_for_longer_than_the_lease(healthy: Cluster, figure
         )
         figures["silence_s"], figures["lease_s"] = silence, LEASE_SECONDS
         assert streaming == [(answer,)], f"streaming answers during the silence: {streaming}"
-        await bob.send({"type": "turn.cancel", "message_id": answer})
+        await alice.send({"type": "turn.cancel", "message_id": answer})  # the asker stops it (issue 16: not any member)
         cancelled = time.time()
         for member in (alice, bob):
             end = await member.ended_with(answer, 10)

@@ -181,10 +181,15 @@ async def test_cancel_keeps_the_partial_text_and_closes_the_upstream(world):
         start = await alice.until("assistant.start")
         await alice.until("assistant.delta")
         await alice.until("assistant.delta")
-        await bob.send({"type": "turn.cancel", "message_id": start["message"]["id"]})  # any member may stop it
+        # Only the asker (or a room manager) may stop it: another member is refused and the answer goes on.
+        await bob.send({"type": "turn.cancel", "message_id": start["message"]["id"]})
+        refused = await bob.until("error")
+        assert refused["code"] == "forbidden" and refused["ref"] == "turn.cancel"
+        await alice.send({"type": "turn.cancel", "message_id": start["message"]["id"]})
         done = await alice.until("assistant.done")
         final = done["message"]
         assert final["status"] == "cancelled"
+        assert final["stopped_by_id"] == world["alice"].pk and final["stopped_by"]
         assert final["content"].startswith("word0 word1") and len(final["content"]) < len("".join(tokens))
         assert alice.text_of(final["id"]) == final["content"]
         record = await upstream.wait_done()

@@ -1,5 +1,6 @@
 """Markdown to safe HTML: real Markdown features survive, script never does, citations become viewer links."""
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -7,12 +8,38 @@ import pytest
 from assistant_chat.rendering import citation_linker, render_markdown, stable_boundary
 
 
+def test_code_blocks_are_highlighted_with_classes_only():
+    html = render_markdown("```python\nprint('x < y')  # note\n```\n\n```nosuchlang\na<b\n```\n\n```\nplain\n```")
+    assert '<pre class="highlight"><code class="language-python"><span class="nb">print</span>' in html
+    assert '<span class="c1"># note</span>' in html and "x &lt; y" in html
+    assert '<code class="language-nosuchlang">a&lt;b' in html  # unknown language: escaped, not highlighted
+    assert '<pre class="highlight"><code>plain' in html
+    assert "style=" not in html  # classes only: the site's CSS colours them
+
+
+@pytest.mark.parametrize(
+    "fence",
+    [
+        '```"><script>alert(1)</script>\nx\n```',
+        "```html\n<script>alert(1)</script><img src=x onerror=alert(1)>\n```",
+        '```python onload="alert(1)"\nx = 1\n```',
+        "```javascript\n</code></pre><script>alert(1)</script>\n```",
+    ],
+)
+def test_highlighted_code_never_carries_script(fence):
+    tags = _tags(render_markdown(fence))
+    assert {name for name, _attrs in tags} <= {"pre", "code", "span"}
+    for name, attrs in tags:
+        assert set(dict(attrs)) <= {"class"}, (name, attrs)
+        assert re.fullmatch(r"[a-z0-9-]+", dict(attrs).get("class") or "x"), (name, attrs)
+
+
 def test_markdown_features_render():
     html = render_markdown(
         "# Title\n\n- one\n- two\n\n1. first\n2. second\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
         "```python\nprint('x < y')\n```\n\n**bold** _it_ ~~gone~~ `code` [site](https://example.com)"
     )
-    for fragment in ("<h1>", "<ul>", "<ol>", "<table>", "<td>1</td>", "<pre><code>print(", "x &lt; y"):
+    for fragment in ("<h1>", "<ul>", "<ol>", "<table>", "<td>1</td>", '<code class="language-python">', "x &lt; y"):
         assert fragment in html
     assert "<strong>bold</strong>" in html and "<s>gone</s>" in html
     assert '<a href="https://example.com" rel="noopener noreferrer nofollow">site</a>' in html

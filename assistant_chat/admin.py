@@ -6,6 +6,7 @@ Forms validate through the same code as the API (`services`, `knowledge.filters`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -15,10 +16,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import errors, selectors, services
+from . import errors, selectors, services, turns
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
-from .models import ApiKey, Assistant, Chunk, File, ModelEndpoint, Operation
+from .models import ApiKey, Assistant, Chunk, File, ModelAlias, ModelEndpoint, Operation
+from .providers.registry import AliasError, Registry, UnknownModel
 
 
 class StatusFilterMixin:
@@ -361,6 +363,57 @@ class ModelEndpointAdmin(admin.ModelAdmin):
     list_display = ("model_id", "label", "base_url", "upstream_model", "accepts_temperature", "enabled")
     list_filter = ("enabled",)
     search_fields = ("model_id", "label", "upstream_model")
+
+
+class ModelAliasForm(forms.ModelForm):
+    class Meta:
+        model = ModelAlias
+        fields = ("alias", "target", "note", "enabled")
+
+    def clean(self) -> dict:
+        """Refuse an alias whose target is no configured model, or that would close a cycle of aliases, with the
+        same words the API would answer with; the registry is the one that follows aliases."""
+        cleaned = super().clean() or {}
+        alias, target = cleaned.get("alias"), cleaned.get("target")
+        if not alias or not target:
+            return cleaned
+        if alias == target:
+            self.add_error("target", "An alias cannot name itself.")
+            return cleaned
+        current = turns.registry()
+        pairs = dict(current.aliases)
+        if self.instance.pk and self.instance.alias != alias:
+            pairs.pop(self.instance.alias, None)  # renamed: the old name stops being an alias
+        pairs[alias] = target  # checked even when disabled, so that enabling it later cannot break anything
+        candidate = Registry(replace(current.settings, aliases=tuple(pairs.items())))
+        try:
+            self.answering = candidate.spec(alias)
+        except (AliasError, UnknownModel) as exc:
+            self.add_error("target", str(exc))
+            return cleaned
+        self.unavailable = candidate.unavailable_reason(self.answering)
+        return cleaned
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    form = ModelAliasForm
+    list_display = ("alias", "target", "answered_by", "enabled", "note")
+    list_filter = ("enabled",)
+    search_fields = ("alias", "target", "note")
+
+    @admin.display(description="answered by")
+    def answered_by(self, obj: ModelAlias) -> str:
+        try:
+            return turns.registry().spec(obj.alias).id if obj.enabled else "(disabled)"
+        except UnknownModel as exc:
+            return f"nothing: {exc}"
+
+    def save_model(self, request: HttpRequest, obj: ModelAlias, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        reason = getattr(form, "unavailable", None)
+        if reason:
+            messages.warning(request, f'"{obj.alias}" now leads to a model that cannot answer yet. {reason}.')
 
 
 # Rooms, conversations and usage live in their own module; importing it registers them.

@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 ASSISTANT_NAME_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 validate_assistant_name = RegexValidator(
@@ -50,6 +50,7 @@ class Assistant(models.Model):
         help_text="Unique name used in the API and the SDKs: lowercase letters, digits and '-', 1-63 characters.",
     )
     instructions = models.TextField(
+        null=True,
         blank=True,
         help_text="Standing instructions given to the model before every conversation (at most 16 KB).",
     )
@@ -131,6 +132,12 @@ class File(models.Model):
     error_message = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
     percent_done = models.FloatField(default=0.0, help_text="Processing progress from 0.0 to 1.0.")
     content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the uploaded bytes.")
+    crc32c_hash = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="CRC32C of the uploaded bytes, base64 of its 4 big-endian bytes (as Google Cloud Storage writes "
+        "it); the API's crc32c_hash, which pinecone 10.x reads as content_hash.",
+    )
     multimodal = models.BooleanField(default=False, help_text="Pinecone's multimodal PDF flag; stored as given.")
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
@@ -294,6 +301,37 @@ class ModelEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.label or self.model_id
+
+
+class ModelAlias(models.Model):
+    """A model id answered by another model: "gpt-4o" by a local Ollama model, or by the offline model on a machine
+    with no OpenAI key. Followed by the registry (providers/registry.py) with `MODEL_ALIASES`; this one wins."""
+
+    alias = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="The model id clients and rooms send, e.g. 'gpt-4o' (the SDKs' default). May be a model that "
+        "exists: the alias replaces it.",
+    )
+    target = models.CharField(
+        max_length=100,
+        help_text="The model that answers instead: a built-in model ('offline', 'gpt-4.1', ...), a model endpoint's "
+        "id, or another alias. Answers name the model that really answered.",
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why this alias exists, for other staff.")
+    enabled = models.BooleanField(default=True, help_text="Untick to stop following this alias without deleting it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "model alias"
+        verbose_name_plural = "model aliases"
+        constraints = [
+            models.CheckConstraint(condition=~Q(alias=F("target")), name="model_alias_not_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.target}"
 
 
 # --- rooms -------------------------------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
+
+from assistant_chat.providers.registry import parse_aliases  # no Django: safe before the apps load
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHAT_VAR_DIR", BASE_DIR / "var"))
@@ -282,6 +285,14 @@ PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 # Pace of the built-in offline model, in words per second (0: as fast as possible; bin/run uses 25 for the demo).
 OFFLINE_MODEL_WORDS_PER_SECOND = env_float("OFFLINE_MODEL_WORDS_PER_SECOND", 0.0)
+# Model ids answered by another model, "alias=target,..." (e.g. "gpt-4o=offline"); staff add more in the admin
+# (Model aliases), which win for the same alias. bin/run's demo maps the seed models to offline when their key is
+# not set. Checked here, so a malformed value stops the server at start with the entry it did not understand.
+MODEL_ALIASES_TEXT = os.environ.get("MODEL_ALIASES", "")
+try:
+    MODEL_ALIASES = parse_aliases(MODEL_ALIASES_TEXT)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # The chat endpoints' database work runs on this many threads, each keeping its connection for this many seconds
 # (Django's own request path opens one per request under ASGI); see assistant_chat/api/db_threads.py.
 CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 4)

@@ -92,6 +92,29 @@ class Assistant(models.Model):
         default=0, editable=False, help_text="How many describes saw the Terminating tombstone."
     )
 
+    embedding_model = models.CharField(
+        max_length=100,
+        default="offline",
+        help_text="The model that embeds this assistant's chunks for search by meaning: 'offline' (built in, no key), "
+        "'text-embedding-3-small', 'text-embedding-3-large', 'gemini-embedding-001', or a model served by the "
+        "OpenAI-compatible server of EMBEDDINGS_BASE_URL. Changing it re-embeds every chunk in the background; "
+        "search keeps using the previous model until that is done.",
+    )
+    embedded_with = models.CharField(
+        max_length=100,
+        default="offline",
+        editable=False,
+        help_text="The model the stored vectors come from; a question is embedded with this same model.",
+    )
+    embedding_progress = models.FloatField(
+        default=1.0,
+        editable=False,
+        help_text="Progress of re-embedding with the embedding model, from 0.0 to 1.0 (1.0 when nothing is pending).",
+    )
+    embedding_error = models.TextField(
+        blank=True, editable=False, help_text="Why the last re-embedding failed; empty when it did not."
+    )
+
     class Meta:
         ordering = ["name"]
 
@@ -184,6 +207,37 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_id}#{self.ordinal}"
+
+
+class VectorField(models.BinaryField):
+    """A vector column: pgvector's `vector` on PostgreSQL, float32 bytes in a BLOB on SQLite (searched in numpy).
+
+    Written and read with raw SQL by knowledge/vectors.py; the ORM only creates and cascades the rows."""
+
+    def db_type(self, connection):  # type: ignore[no-untyped-def]
+        return "vector" if connection.vendor == "postgresql" else super().db_type(connection)
+
+
+class ChunkVector(models.Model):
+    """A chunk's embedding by one model. During a re-embed a chunk has one row per model; afterwards one."""
+
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="vectors")
+    # Denormalised so that a filtered vector search reads one table (the filter picks files).
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="+")
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=100, help_text="The embedding model that made this vector.")
+    dimensions = models.PositiveSmallIntegerField(help_text="The vector's length (the HNSW index is per length).")
+    embedding = VectorField(help_text="The L2-normalised embedding.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chunk", "model"], name="chunk_vector_one_per_model"),
+            models.CheckConstraint(condition=Q(dimensions__gt=0), name="chunk_vector_dimensions_positive"),
+        ]
+        indexes = [models.Index(fields=["assistant", "model"])]
+
+    def __str__(self) -> str:
+        return f"{self.chunk_id} by {self.model}"
 
 
 class FilePage(models.Model):

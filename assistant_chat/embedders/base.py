@@ -1,8 +1,8 @@
 """The contract every embedder keeps, and the errors it raises; no Django, no HTTP here.
 
-    EmbeddingError            anything that kept an embedder from returning vectors
-    ├── EmbedderNotConfigured no key / URL for a provider embedder (a setup problem, not retried)
-    └── EmbeddingUpstreamError the server answered badly (status, shape or dimensions), or could not be reached
+EmbeddingError            anything that kept an embedder from returning vectors
+├── EmbedderNotConfigured no key / URL for a provider embedder (a setup problem, not retried)
+└── EmbeddingUpstreamError the server answered badly (status, shape or dimensions), or could not be reached
 """
 
 from __future__ import annotations

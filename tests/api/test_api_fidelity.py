@@ -63,7 +63,7 @@ def test_an_upsert_with_new_bytes_gets_their_crc32c(client: Client, key: str, bo
 
 def _multipart(name: str, data: bytes) -> bytes:
     return (
-        b"--BoUnDaRy\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
+        b'--BoUnDaRy\r\nContent-Disposition: form-data; name="file"; filename="' + name.encode() + b'"\r\n'
         b"Content-Type: text/plain\r\n\r\n" + data + b"\r\n--BoUnDaRy--\r\n"
     )
 

@@ -1,7 +1,7 @@
 """Validate the retrieval benchmark data (stdlib only).
 
 Checks: every manifest file exists and every document is listed; every question
-names a listed file and its passage is an exact substring of that file; ids are
+names a listed file and its passage occurs exactly once in that file; ids are
 unique; kinds are known; counts meet the minimums. Prints the mean content-word
 overlap between question and passage per kind (paraphrased should be clearly
 lower than reuses_words).
@@ -90,6 +90,8 @@ def main():
                 errors.append(f"{where}: file {q.get('file')!r} not in manifest")
             elif not q.get("passage") or q["passage"] not in text:
                 errors.append(f"{where}: passage is not an exact substring of {q.get('file')}")
+            elif text.count(q["passage"]) > 1:
+                errors.append(f"{where}: passage occurs more than once in {q.get('file')} (its span is ambiguous)")
 
     per_kind = {k: [] for k in KINDS}
     for q in questions:

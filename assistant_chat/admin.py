@@ -17,6 +17,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from . import errors, selectors, services, turns
+from .jobs.reembed import EmbeddingModelError, embedding_model_change
+from .knowledge.embedding import embedder_for
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
 from .models import ApiKey, Assistant, Chunk, File, ModelAlias, ModelEndpoint, Operation
@@ -77,13 +79,26 @@ class FileInline(admin.TabularInline):
         return f"{file.percent_done:.0%}"
 
 
+class AssistantForm(forms.ModelForm):
+    """The admin builds the fields (modelform_factory); this adds the embedding model's check."""
+
+    def clean_embedding_model(self) -> str:
+        model = (self.cleaned_data.get("embedding_model") or "").strip()
+        try:
+            embedder_for(model)
+        except Exception as exc:  # EmbeddingError: unknown model or provider not configured, said in words
+            raise forms.ValidationError(str(exc)) from exc
+        return model
+
+
 @admin.register(Assistant)
 class AssistantAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
     assistant_path = "pk"
+    form = AssistantForm
     list_display = ("name", "status_display", "file_count", "region", "updated_at")
     search_fields = ("name", "instructions")
     list_filter = ("status", "region")
-    readonly_fields = ("status", "created_at", "updated_at")
+    readonly_fields = ("status", "created_at", "updated_at", "embedded_with", "embedding_state")
     filter_horizontal = ("room_staff", "room_staff_groups")
     inlines = [FileInline]
 
@@ -94,6 +109,25 @@ class AssistantAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
         super().save_related(request, form, formsets, change)
         if not change and not selectors.staff_uses_every_assistant(user=request.user):
             form.instance.room_staff.add(request.user)  # whoever creates an assistant may use it
+
+    def save_model(self, request: HttpRequest, obj: Assistant, form: Any, change: bool) -> None:
+        chosen = obj.embedding_model
+        if "embedding_model" in form.changed_data:
+            obj.embedding_model = form.initial.get("embedding_model") or obj.embedded_with
+        super().save_model(request, obj, form, change)
+        if obj.embedding_model != chosen:
+            try:  # the job re-embeds every chunk in the background; search keeps the old model until it is done
+                embedding_model_change(assistant=obj, model=chosen)
+            except EmbeddingModelError as exc:
+                messages.error(request, str(exc))
+
+    @admin.display(description="embedding")
+    def embedding_state(self, assistant: Assistant) -> str:
+        if assistant.embedding_error:
+            return assistant.embedding_error
+        if assistant.embedding_model != assistant.embedded_with:
+            return f"re-embedding with {assistant.embedding_model}: {assistant.embedding_progress:.0%}"
+        return f"{assistant.embedded_with}, up to date"
 
     @admin.display(description="status", ordering="status")
     def status_display(self, assistant: Assistant) -> SafeString:

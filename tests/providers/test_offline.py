@@ -82,7 +82,7 @@ SNIPPETS = (
         ("What is the default password?", "printed on the label", 1),
         ("How long is the warranty?", "two-year limited warranty", 1),
         ("Is water damage covered?", "Water damage and drops are not covered", 1),
-        ("Which bands are supported?", "Supported bands: 2.4 GHz for range; 5 GHz for speed; 6 GHz", 1),
+        ("Which bands are supported?", "Supported bands: [1]\n\n- 2.4 GHz for range\n- 5 GHz for speed\n- 6 GHz", 1),
         ("How many days of annual leave do I get?", "25 days of paid annual leave", 2),
         ("Can I carry over unused leave?", "may be carried over", 2),
         ("When do I need a doctor's note?", "required from the fourth day", 2),
@@ -143,7 +143,7 @@ async def test_in_a_room_the_speakers_name_is_not_part_of_the_question() -> None
     request = ProviderRequest(model="offline", messages=(said,), context=SNIPPETS)
     text = "".join([item.text async for item in OfflineProvider().stream(request) if isinstance(item, Delta)])
     assert "two-year limited warranty" in text
-    assert compose_answer("Bob: warranty?", SNIPPETS) == NO_ANSWER  # what the name alone would have done
+    assert text == compose_answer("warranty?", SNIPPETS)  # the name is no part of what the model reads
 
 
 @pytest.mark.parametrize(

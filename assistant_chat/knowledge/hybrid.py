@@ -51,15 +51,15 @@ def search(
     dense = vector_search(
         assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
     )
+    if mode == "dense":
+        rows = _chunks([hit.chunk_id for hit in dense])
+        return [_hit(rows[hit.chunk_id], max(hit.similarity, 0.0)) for hit in dense if hit.chunk_id in rows]
     if dense:
         floor = max(dense[0].similarity, 0.0) * DENSE_RELATIVE_FLOOR  # nothing at or below 0 is related
         lexical_ids = {hit.chunk_id for hit in lexical}
         dense = [
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
-    if mode == "dense":
-        rows = _chunks([hit.chunk_id for hit in dense])
-        return [_hit(rows[hit.chunk_id], max(hit.similarity, 0.0)) for hit in dense if hit.chunk_id in rows]
     return fuse(lexical, dense, limit)
 
 

@@ -98,9 +98,20 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 # a table or a code block answers it whole.
 _ENUMERATION = re.compile(
     r"\b(?:kinds?|types?|sorts?|consists?|consisting|made up of|includes?|components?|parts|steps|list|options|"
-    r"ways|rates|prices|fees|which .+ are|what are)\b",
+    r"ways|rates|prices|fees|which .+ are|what are|what .+ are there|which .+ (?:is|are) there|show me|example|command|"
+    r"code|script|how (?:do|can|should) (?:i|we|you)|how to|what .*\bneed|what .+ (?:bring|pack|take))\b",
     re.I,
 )
+# "How do bees dance?": asks how something goes, which the sentences after the first one that answers go on to say.
+_MANNER = re.compile(r"^\s*how (?:do|does|did|can|could|is|are|should|would|to)\b", re.I)
+_NEGATION = re.compile(r"n't\b|\b(?:not|never|no|nor|without)\b", re.I)
+# A question about how things were ("What did a permit cost before?"): a superseded section may answer it.
+_PAST = re.compile(
+    r"\b(?:before|previous(?:ly)?|old(?:er)?|used to|earlier|former(?:ly)?|superseded|withdrawn|prior|last year|"
+    r"version 1|originally)\b",
+    re.I,
+)
+_SUPERSEDED_WEIGHT = 0.3
 
 
 def _cue(question: str) -> tuple[re.Pattern[str] | None, str]:
@@ -146,6 +157,9 @@ class _Question:
         words = re.findall(r"[^\W_]+", text)[1:]  # capitalised words after the first: names it is about
         self.names = {reading.stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in reading.STOP}
         self.enumeration = bool(_ENUMERATION.search(text))
+        self.manner = bool(_MANNER.match(text))
+        self.negated = bool(_NEGATION.search(text))
+        self.past = bool(_PAST.search(text))
         self._memo: dict[str, dict[str, float]] = {}
 
     def matched(self, words: frozenset[str]) -> dict[str, float]:
@@ -176,7 +190,22 @@ class _Read:
         self.order, self.snippet_index, self.number, self.passage = order, snippet_index, number, passage
         self.heading = question.matched(passage.heading_terms)
         self.per_sentence = [question.matched(sentence.terms) for sentence in passage.sentences]
+        # A list's lead-in answers, at half weight, what its items answer: several items matching a little each
+        # ("what does my child need to pack": lunch, water bottle, coat) make the whole list the answer.
+        for index, sentence in enumerate(passage.sentences):
+            if sentence.items:
+                found = dict(self.per_sentence[index])
+                for item, item_found in zip(passage.sentences, self.per_sentence, strict=True):
+                    if item.lead == index:
+                        for term, w in item_found.items():
+                            found[term] = max(found.get(term, 0.0), 0.5 * w)
+                self.per_sentence[index] = found
         self.cued = [bool(question.cue and question.cue.search(s.text)) for s in passage.sentences]
+        self.manner = question.manner
+        if question.negated:  # "What shouldn't I bring?" is answered by "Please do not send:"
+            self.cued = [
+                cued or bool(_NEGATION.search(s.text)) for cued, s in zip(self.cued, passage.sentences, strict=True)
+            ]
         if question.enumeration:  # a lead-in with its list, table or code is the kind of answer asked for
             self.cued = [cued or bool(s.items or s.block) for cued, s in zip(self.cued, passage.sentences, strict=True)]
         # What the passage answers as a whole, its heading included.
@@ -204,9 +233,13 @@ class _Read:
 
 Embed = Callable[[list[str]], "np.ndarray"]
 _EMBED_CHARS = 2000
-_MEANING_WEIGHT = 1.0  # a passage as close in meaning as can be counts as much as holding every term of the question
+# Closeness in meaning above what unrelated text reaches anyway (~0.15 with these embeddings), weighed against the
+# question's terms: a passage as close as a paraphrase gets (~0.6) counts about half as much as holding every term.
+_MEANING_WEIGHT = 1.0
+_MEANING_FLOOR = 0.15
 _ANSWERS_BY_MEANING = 0.3  # a passage this close answers even when it shares few words with the question
 _SENTENCE_BY_MEANING = 0.3  # a sentence this close is quoted even when it shares no word with the question...
+_GOES_ON_MEANING = 0.15  # ...and a sentence this close may follow one that answers a "how does..." question
 _SAYS_MORE = 0.15  # ...if it is this much closer than its heading alone (not just naming the topic)
 
 
@@ -284,9 +317,13 @@ def compose_answer(
 
     def passage_score(one: _Read) -> float:
         score = weight(one.answers) + (0.5 * cue_bonus if any(one.cued) else 0.0)
-        score += _MEANING_WEIGHT * total * max(one.meaning, 0.0)
+        if asked.enumeration and any(s.items or s.block for s in one.passage.sentences):
+            score += 0.5 * cue_bonus  # "how do I...", "what are the...": steps, a table or code answer it
+        score += _MEANING_WEIGHT * total * max(one.meaning - _MEANING_FLOOR, 0.0)
         if not asked.names <= set(one.answers):
             score *= 0.5  # about something else with the same words
+        if one.passage.superseded and not asked.past:
+            score *= _SUPERSEDED_WEIGHT  # kept for reference: the rule in force answers
         return score * (1.0 - 0.02 * one.snippet_index)  # retrieval already ranked the snippets
 
     ranked = sorted(read, key=lambda one: (-passage_score(one), one.order))
@@ -361,6 +398,16 @@ def _quote(
         # The sentence that goes on from this one is next in line.
         queue = [c for c in waiting if (c[1], c[2] - 1) == (order, index)] + queue
         waiting = [c for c in waiting if (c[1], c[2] - 1) != (order, index)]
+    # Two items or more of one list answer: the list is the answer, quoted whole after its lead-in.
+    leads: dict[tuple[int, int], int] = {}
+    for order, index in picked:
+        lead = by_order[order].passage.sentences[index].lead
+        if lead is not None:
+            leads[(order, lead)] = leads.get((order, lead), 0) + 1
+    for (order, lead), count in leads.items():
+        if count > 1:
+            picked = [(o, i) for o, i in picked if not (o == order and by_order[o].passage.sentences[i].lead == lead)]
+            picked.append((order, lead))
     picked.sort()
     pieces: list[tuple[str, str, int]] = []  # sentence, block, citation number
     quoted_blocks: set[str] = set()
@@ -415,8 +462,12 @@ def _join(pieces: list[tuple[str, str, int]]) -> str:
 
 def _beside_a_match(passage: _Read, index: int) -> bool:
     """A sentence holding the kind of answer asked for, right after one that matches the question ("...performs
-    a waggle dance." "The angle of the run shows the direction...")."""
-    return passage.cued[index] and index > 0 and bool(passage.per_sentence[index - 1])
+    a waggle dance." "The angle of the run shows the direction..."); for a "how does..." question, one that
+    goes on about the same thing (close in meaning to the question)."""
+    if index == 0 or not passage.per_sentence[index - 1] or passage.passage.sentences[index].lead is not None:
+        return False
+    going_on = passage.manner and passage.sentence_meaning[index] >= _GOES_ON_MEANING
+    return passage.cued[index] or going_on
 
 
 def _estimate_tokens(text: str) -> int:

@@ -19,6 +19,11 @@ _JSON_PAIR = re.compile(r'^"((?:[^"\\]|\\.){1,80})"\s*:\s*(.*?)\s*,?$', re.DOTAL
 _JSON_STRUCTURE = re.compile(r"^[\[\]{},\s]*$")
 _TITLE_WORD = re.compile(r"^[A-Z0-9][\w'’-]*$|^(?:of|the|and|a|an|in|on|to|for|-|–|&|:)$")
 _EMPHASIS = re.compile(r"\*\*|__|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
+_SUPERSEDED = re.compile(
+    r"\b(?:superseded|withdrawn|obsolete|deprecated|archived|no longer (?:in force|applies|valid)|previous|former|"
+    r"old (?:rules|policy|version)|retired|replaced)\b",
+    re.I,
+)
 _SHORT_VALUE = 80  # a JSON value this short is a fact ("built: 1810"), not prose
 _RECORD_NAMES = ("name", "title")
 
@@ -28,7 +33,8 @@ STOP = frozenset(
     his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
     over own same she should so some such than that the their theirs them then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your yours tell
-    please know explain describe give list get gets got take takes use uses used using need needs want wants""".split()
+    please know explain describe give list get gets got take takes use uses used using need needs want wants
+    something anything everything nothing someone anyone everyone somebody anybody thing things""".split()
 )
 
 # Endings that make another word of the same family ("threat" -> "threaten", "red" -> "reddish", "invent" ->
@@ -105,6 +111,12 @@ class Passage:
     block: str = ""  # a table's or code block's Markdown
 
     @property
+    def superseded(self) -> bool:
+        """Under a heading that says it no longer applies ("Version 1 (2022) — superseded", "PREVIOUS RULES
+        (withdrawn)"): kept for reference, not the answer unless the question asks about the past."""
+        return bool(_SUPERSEDED.search(self.heading))
+
+    @property
     def heading_terms(self) -> frozenset[str]:
         return frozenset(terms(self.heading))
 
@@ -162,6 +174,35 @@ _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.MULTILINE
 _CODE_MARK = "\x00code{}\x00"  # stands for a fenced block while the text around it is split into paragraphs
 
 
+_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)(.*)$", re.MULTILINE)
+
+
+def _balance_fences(text: str) -> str:
+    """A snippet cut out of a longer file can start or end inside a code block: close what it opens, open what it
+    closes (a bare fence first, before one that names a language, closes a block begun before the snippet)."""
+    fences = list(_FENCE_LINE.finditer(text))
+    if not fences:
+        return text
+    if not fences[0].group(1).strip() and (len(fences) == 1 or fences[1].group(1).strip() or len(fences) % 2):
+        text = "```\n" + text
+        fences = list(_FENCE_LINE.finditer(text))
+    if len(fences) % 2:
+        text = text.rstrip("\n") + "\n```"
+    return text
+
+
+def _is_capitals(line: str) -> bool:
+    """A line in capitals standing alone ("CURRENT RULES (from 1 April 2025)"): a heading."""
+    letters = [c for c in line if c.isalpha()]
+    words = re.findall(r"[A-Za-z]{2,}", line)
+    return (
+        len(line) <= 100
+        and len(words) >= 1
+        and sum(w.isupper() for w in words) >= max(1, 0.6 * len(words))
+        and (sum(c.isupper() for c in letters) >= 0.6 * len(letters))
+    )
+
+
 def _prose_passages(text: str) -> list[Passage]:
     # Where two chunks were joined, a heading can follow a sentence on its line ("...dioxide. ## Moons").
     text = re.sub(r"(?<=[.!?:])[ \t]+(#{1,6} )", r"\n\n\1", text)
@@ -172,7 +213,7 @@ def _prose_passages(text: str) -> list[Passage]:
         fences.append(match.group(0).strip("\n"))
         return "\n\n" + _CODE_MARK.format(len(fences) - 1) + "\n\n"
 
-    text = _FENCE.sub(_hold, text)
+    text = _FENCE.sub(_hold, _balance_fences(text))
     found: list[Passage] = []
     headings: dict[int, str] = {}  # level -> the heading in force ("# Honeybees" still heads "## Threats")
     heading = ""
@@ -196,7 +237,16 @@ def _prose_passages(text: str) -> list[Passage]:
             continue
         prose: list[str] = []  # lines of the paragraph being read
         items: list[str] = []  # list items, each possibly wrapped over lines
-        alone = len(lines) == 1 and _is_short_heading(lines[0])
+        alone = len(lines) == 1 and (_is_short_heading(lines[0]) or _is_capitals(lines[0]))
+        asked = _faq_question(lines)
+        if asked is not None:
+            # An FAQ's question heads its answer: matched like a heading, never quoted as the answer.
+            _close(found, heading, prose, items, lead_open)
+            base = {lv: h for lv, h in headings.items() if lv < 7}
+            heading = " › ".join([*(base[lv] for lv in sorted(base)), asked])
+            lines = [_ANSWER_MARK.sub("", line) for line in lines[1:]]
+            if not lines:
+                continue
         for line in lines:
             # A heading: Markdown's, a title line, or a short line standing alone between blank lines ("Leave policy").
             if line.startswith("#") or ((alone or is_title(line)) and not prose and not items):
@@ -213,6 +263,26 @@ def _prose_passages(text: str) -> list[Passage]:
                 prose.append(line)
         lead_open = _close(found, heading, prose, items, lead_open)
     return found
+
+
+_QUESTION_MARK = re.compile(r"^(?:Q|Question)\s*[:.)-]\s*", re.I)
+_ANSWER_MARK = re.compile(r"^(?:A|Answer)\s*[:.)-]\s*", re.I)
+
+
+def _faq_question(lines: list[str]) -> str | None:
+    """The question of an FAQ entry ("**Can I bring a guest?**", "Q: How do I take a bike?"), when a paragraph
+    opens with one and its answer follows; else None. A question may wrap over lines ("Something is wrong.
+    What should I do?")."""
+    if len(lines) < 2:
+        return None
+    for end in range(min(len(lines) - 1, 3)):
+        text = _clean(_QUESTION_MARK.sub("", " ".join(lines[: end + 1])))
+        marked = bool(_QUESTION_MARK.match(lines[0])) or lines[0].startswith(("**", "__", "#"))
+        if text.endswith("?") and (marked or _ANSWER_MARK.match(lines[end + 1])):
+            return text.strip("*_ ")
+        if text.endswith("?"):
+            return text.strip("*_ ") if marked or len(text) < 120 else None
+    return None
 
 
 def _close(found: list[Passage], heading: str, prose: list[str], items: list[str], lead_open: bool) -> bool:
@@ -250,18 +320,32 @@ def _introduces(sentence: Sentence) -> bool:
 
 
 def _introduce(found: list[Passage], block: Passage, lead_open: bool) -> None:
-    """Gives the sentence before a table or code block (its lead-in) that block, to quote with it."""
-    if not found or not found[-1].sentences or found[-1].kind != "prose":
-        return
-    before = found[-1].sentences[-1]
-    if (lead_open or _introduces(before)) and not before.items and not before.block:
+    """Gives the sentence that introduces a table or code block (its lead-in: the paragraph's last sentence when it
+    ends in ":", else one that says "below" or "the following") that block, to quote with it."""
+    before: Sentence | None = None
+    if found and found[-1].kind == "prose" and found[-1].sentences:
+        sentences_before = found[-1].sentences
+        last = sentences_before[-1]
+        if lead_open or last.text.endswith(":"):
+            before = last
+        else:
+            before = next((s for s in reversed(sentences_before) if _introduces(s)), None)
+    if before is None:
+        # "Prices below apply to...", a few paragraphs up, still points at the first table below it.
+        before = next((s for p in reversed(found) if p.kind == "prose" for s in p.sentences if _points_below(s)), None)
+    if before is not None and not before.items and not before.block:
         before.block = block.block
         before.terms = before.terms | frozenset(terms(block.heading))
 
 
+def _points_below(sentence: Sentence) -> bool:
+    return not sentence.block and bool(re.search(r"\b(?:below|as follows|the following)\b", sentence.text, re.I))
+
+
 def _add_block(found: list[Passage], heading: str, kind: str, markdown: str, lead_open: bool) -> None:
     """A code block: one passage, matched by its words (identifiers, commands) and its heading, quoted whole."""
-    body = "\n".join(markdown.split("\n")[1:-1])
+    lines = markdown.split("\n")
+    body = " ".join([lines[0].strip("`~ "), *lines[1:-1]])  # the language ("```python") is a word it is about
     passage = Passage(heading=heading, kind=kind, block=markdown)
     title = heading.rsplit(" › ", 1)[-1]
     passage.sentences.append(Sentence(text=f"{title}:" if title else "", terms=frozenset(terms(body)), block=markdown))

@@ -281,6 +281,11 @@ PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 10.0)
 # The longest silence allowed between two bytes of a model stream (reasoning models think for minutes).
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
+# Embeddings (search by meaning). The offline embedder is built in; OpenAI's and Gemini's use the keys above; any
+# other model id an assistant names is served by this OpenAI-compatible /v1/embeddings server (Ollama, vLLM, ...).
+EMBEDDINGS_BASE_URL = os.environ.get("EMBEDDINGS_BASE_URL", "").rstrip("/")
+EMBEDDINGS_API_KEY = os.environ.get("EMBEDDINGS_API_KEY", "")
+EMBEDDINGS_TIMEOUT = env_float("EMBEDDINGS_TIMEOUT", 60.0)
 # Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 # Pace of the built-in offline model, in words per second (0: as fast as possible; bin/run uses 25 for the demo).

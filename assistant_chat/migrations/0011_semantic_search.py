@@ -35,14 +35,34 @@ def _pgvector(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
-        if cursor.fetchone() is None:
+        cursor.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        available = cursor.fetchone()
+        version = tuple(int(part) for part in available[0].split(".")[:2] if part.isdigit()) if available else ()
+        if available and version < (0, 8):
+            raise RuntimeError(
+                f"This PostgreSQL server has pgvector {available[0]}; search needs 0.8 or newer (HNSW with "
+                "iterative scans, so metadata filters apply inside the index). Upgrade the package, then migrate again."
+            )
+        if available is None:
             raise RuntimeError(
                 "This PostgreSQL server has no pgvector extension. Install it (your distribution's or PostgreSQL's "
                 "postgresql-NN-pgvector package, the pgvector/pgvector Docker image, or any managed PostgreSQL), "
                 "then migrate again. See README, 'PostgreSQL and pgvector'."
             )
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+        if cursor.fetchone() is not None:
+            return
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            # pgvector is not a trusted extension: only a superuser may create it (once per database).
+            raise RuntimeError(
+                "The pgvector extension is installed on the server but not created in this database, and this "
+                "database user is not a superuser. Run once, as a superuser: "
+                f"psql -d {schema_editor.connection.settings_dict.get('NAME')} -c 'CREATE EXTENSION vector', "
+                "then migrate again."
+            )
+        cursor.execute("CREATE EXTENSION vector")
 
 
 def _embed_existing_chunks(apps, schema_editor):

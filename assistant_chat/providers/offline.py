@@ -240,6 +240,7 @@ _MEANING_FLOOR = 0.15
 _ANSWERS_BY_MEANING = 0.3  # a passage this close answers even when it shares few words with the question
 _SENTENCE_BY_MEANING = 0.3  # a sentence this close is quoted even when it shares no word with the question...
 _GOES_ON_MEANING = 0.15  # ...and a sentence this close may follow one that answers a "how does..." question
+_SHORTEST_MEANT = 5  # words: a shorter sentence (a title on the line of a PDF) is weighed by its words alone
 _SAYS_MORE = 0.15  # ...if it is this much closer than its heading alone (not just naming the topic)
 
 
@@ -366,6 +367,8 @@ def _quote(
             # something else than "how long is a year on Mars".
             cued = passage.cued[index] and not (found and topic == set(found))
             meaning, said = passage.sentence_meaning[index], passage.said(index)
+            if len(passage.passage.sentences[index].text.split()) < _SHORTEST_MEANT:
+                meaning = said = 0.0  # a few words ("Hooding and jesses.") embed too loosely to tell
             scores.append(weight(own) + (cue_bonus if cued else 0.0) + meaning_weight * said)
             if found or (meaning_weight and meaning >= _SENTENCE_BY_MEANING and said >= _SAYS_MORE):
                 candidates.append((scores[index], passage.order, index, False))

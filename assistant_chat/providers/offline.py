@@ -114,9 +114,18 @@ _PAST = re.compile(
 _SUPERSEDED_WEIGHT = 0.3
 
 
+# How a request is put, not what it is about: "Show me the backup script", "Can I see the price list?".
+_REQUEST = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:show|give|tell|send|find)\s+me|(?:can|could|may)\s+(?:i|we|you)\s+(?:see|have|get))\b",
+    re.I,
+)
+
+
 def _cue(question: str) -> tuple[re.Pattern[str] | None, str]:
     """What the question's first question word ("where", even inside "how do bees tell each other where...")
-    asks for, and the question without those words ("how long" asks for a number, not for "long")."""
+    asks for, and the question without those words ("how long" asks for a number, not for "long") nor the way
+    the request is put ("show me")."""
+    question = _REQUEST.sub("", question)
     found = [(m, answer) for asked, answer in _CUES if (m := re.search(rf"\b(?:{asked})\b", question, re.I))]
     if not found:
         return None, question

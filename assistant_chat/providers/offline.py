@@ -327,7 +327,7 @@ def compose_answer(
 
     def passage_score(one: _Read) -> float:
         score = weight(one.answers) + (0.5 * cue_bonus if any(one.cued) else 0.0)
-        if asked.enumeration and any(s.items or s.block for s in one.passage.sentences):
+        if asked.enumeration and (one.passage.block or any(s.items or s.block for s in one.passage.sentences)):
             score += 0.5 * cue_bonus  # "how do I...", "what are the...": steps, a table or code answer it
         score += _MEANING_WEIGHT * total * max(one.meaning - _MEANING_FLOOR, 0.0)
         if not asked.names <= set(one.answers):

@@ -76,7 +76,12 @@ _DATE = (
     r"\b(?:1\d{3}|20\d{2})s?\b|\bcentur(?:y|ies)\b|\b(?:BC|AD)\b"
     r"|\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
+_TIME = r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?(?:am|pm|a\.m\.|p\.m\.)|\b(?:noon|midnight|o'clock)\b"
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        r"what time|at what time|how early|how late|until when",
+        re.compile(_TIME, re.I),
+    ),
     (
         r"when|what year|which year|what date",
         re.compile(_DATE),
@@ -118,6 +123,12 @@ _SUPERSEDED_WEIGHT = 0.3
 _REQUEST = re.compile(
     r"^\s*(?:please\s+)?(?:(?:show|give|tell|send|find)\s+me|(?:can|could|may)\s+(?:i|we|you)\s+(?:see|have|get))\b",
     re.I,
+)
+
+
+_CALENDAR = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
+    "september october november december".split()
 )
 
 
@@ -164,7 +175,12 @@ class _Question:
         self.context = [term for term in dict.fromkeys(earlier) if term not in self.terms]
         self._weights = {term: 1.0 for term in self.terms} | {term: _CONTEXT_WEIGHT for term in self.context}
         words = re.findall(r"[^\W_]+", text)[1:]  # capitalised words after the first: names it is about
-        self.names = {reading.stem(w.lower()) for w in words if w[:1].isupper() and w.lower() not in reading.STOP}
+        # Days and months are capitalised but name no entity the files must hold ("on a Saturday": weekdays only).
+        self.names = {
+            reading.stem(w.lower())
+            for w in words
+            if w[:1].isupper() and w.lower() not in reading.STOP and w.lower() not in _CALENDAR
+        }
         self.enumeration = bool(_ENUMERATION.search(text))
         self.manner = bool(_MANNER.match(text))
         self.negated = bool(_NEGATION.search(text))

@@ -156,8 +156,8 @@ def test_a_new_question_does_not_borrow_the_last_answer(demo: Assistant) -> None
 HELDOUT = Path(__file__).resolve().parent / "heldout"
 HELDOUT_QUESTIONS = json.loads((HELDOUT / "questions.json").read_text())
 # Measured when these tests were written (offline model at this commit, hybrid retrieval, all eleven documents in
-# one assistant): 21 of the 41 answered right. A floor, not a target: the failures are listed when it breaks.
-HELDOUT_FLOOR = 19
+# one assistant): 22 of the 41 answered right. A floor, not a target: the failures are listed when it breaks.
+HELDOUT_FLOOR = 20
 # Questions none of the eleven documents answers, some sharing words with them ("claim", "membership", "code").
 # Known misses, left out: "What are the opening hours of the canteen?" (answered with the coworking space's access
 # hours: two of its three words are there) and "When is the next board meeting?" (the meeting rooms' rules).

@@ -333,3 +333,21 @@ def test_words_alone_when_there_is_no_embedder() -> None:
     # Without embeddings the model still answers by its words (the embedder is optional at run time).
     answer = compose_answer("How do I reset the router?", SNIPPETS, embed=None)
     assert "Hold the reset button on the back for ten seconds" in answer
+
+
+OPENING = """# Pottery studio
+
+The studio is open on weekdays only, from 9:00 to 17:30. Members get a key for evenings.
+
+The kiln is fired every Thursday.
+"""
+
+
+def test_what_time_asks_for_a_time_and_a_weekday_is_no_name_the_files_must_hold() -> None:
+    answer = compose_answer("What time does the studio close on a Saturday?", one(OPENING))
+    assert answer == "The studio is open on weekdays only, from 9:00 to 17:30. [1]"
+
+
+def test_how_a_request_is_put_is_not_what_it_is_about() -> None:
+    # "show" would otherwise match "shows" anywhere; the request is for the deploy commands.
+    assert compose_answer("Show me how to publish a new version", one(DEPLOY)).startswith("To publish a new version")

@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# One BLAS thread per process, set before numpy loads: a vector search is a memory-bound matrix-vector product, and
+# a second thread on a shared 2-core machine waits on the other processes (100k x 256: 15 ms with one thread, 25 ms
+# with two, docs/benchmarks.md). Scale out with processes instead. An operator's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured

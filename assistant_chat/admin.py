@@ -82,8 +82,14 @@ class FileInline(admin.TabularInline):
 class AssistantForm(forms.ModelForm):
     """The admin builds the fields (modelform_factory); this adds the embedding model's check."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "embedding_model" in self.fields:
+            self.fields["embedding_model"].required = False  # blank: the built-in offline embedder
+
     def clean_embedding_model(self) -> str:
-        model = (self.cleaned_data.get("embedding_model") or "").strip()
+        default = str(Assistant._meta.get_field("embedding_model").default)
+        model = (self.cleaned_data.get("embedding_model") or "").strip() or default
         try:
             embedder_for(model)
         except Exception as exc:  # EmbeddingError: unknown model or provider not configured, said in words

@@ -70,6 +70,8 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
             return File.Status.DELETING
         if current.content_hash != hashlib.sha256(data).hexdigest():
             return current.status  # an upsert replaced the bytes; its own job indexes them
+        # Locked before the chunks, in the order the re-embed job takes them (assistant, then chunks).
+        models = _models_of(file.assistant_id, lock=True)  # a re-embed may have switched models meanwhile
         Chunk.objects.filter(file_id=file_pk).delete()
         chunks = Chunk.objects.bulk_create(
             [
@@ -86,7 +88,7 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
             batch_size=500,
         )
         rows = [(chunk.pk, file.assistant_id, file_pk) for chunk in chunks]
-        for model in _models_of(file.assistant_id, lock=True):  # a re-embed may have switched models meanwhile
+        for model in models:
             matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
             vectors_write(model=model, rows=rows, matrix=matrix)
         file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows

@@ -76,7 +76,9 @@ def main() -> None:
         db.enable_load_extension(True)
         sqlite_vec.load(db)
         db.enable_load_extension(False)
-        db.execute(f"CREATE VIRTUAL TABLE vv USING vec0(embedding float[{dims}] distance_metric=cosine, file_id integer)")
+        db.execute(
+            f"CREATE VIRTUAL TABLE vv USING vec0(embedding float[{dims}] distance_metric=cosine, file_id integer)"
+        )
         t0 = time.perf_counter()
         db.executemany(
             "INSERT INTO vv(rowid, embedding, file_id) VALUES (?, ?, ?)",
@@ -97,7 +99,9 @@ def main() -> None:
             rows["sqlite-vec: search + filter p50 (ms)"] = timed(vec_search, True)
         except sqlite3.OperationalError as exc:
             rows[f"sqlite-vec: search + filter ({exc})"] = float("nan")
-        same = set(vec_search(queries[1], False)[i][0] for i in range(k)) == set(numpy_search(queries[1], False).tolist())
+        same = set(vec_search(queries[1], False)[i][0] for i in range(k)) == set(
+            numpy_search(queries[1], False).tolist()
+        )
         rows["same top 32 (1 = yes)"] = float(same)
 
     print(f"\n{n:,} vectors of {dims} dimensions, top {k}, {args.queries} queries, filter = 10% of files\n")

@@ -6,6 +6,7 @@ Forms validate through the same code as the API (`services`, `knowledge.filters`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -17,10 +18,13 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from . import errors, selectors, services
+from . import errors, selectors, services, turns
+from .jobs.reembed import EmbeddingModelError, embedding_model_change
+from .knowledge.embedding import embedder_for
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
-from .models import ApiKey, Assistant, Chunk, File, ModelEndpoint, Operation
+from .models import ApiKey, Assistant, Chunk, File, ModelAlias, ModelEndpoint, Operation
+from .providers.registry import AliasError, Registry, UnknownModel
 
 
 class StatusFilterMixin:
@@ -77,13 +81,32 @@ class FileInline(admin.TabularInline):
         return f"{file.percent_done:.0%}"
 
 
+class AssistantForm(forms.ModelForm):
+    """The admin builds the fields (modelform_factory); this adds the embedding model's check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "embedding_model" in self.fields:
+            self.fields["embedding_model"].required = False  # blank: the built-in offline embedder
+
+    def clean_embedding_model(self) -> str:
+        default = str(Assistant._meta.get_field("embedding_model").default)
+        model = (self.cleaned_data.get("embedding_model") or "").strip() or default
+        try:
+            embedder_for(model)
+        except Exception as exc:  # EmbeddingError: unknown model or provider not configured, said in words
+            raise forms.ValidationError(str(exc)) from exc
+        return model
+
+
 @admin.register(Assistant)
 class AssistantAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
     assistant_path = "pk"
+    form = AssistantForm
     list_display = ("name", "status_display", "file_count", "region", "updated_at")
     search_fields = ("name", "instructions")
     list_filter = ("status", "region")
-    readonly_fields = ("status", "created_at", "updated_at")
+    readonly_fields = ("status", "created_at", "updated_at", "embedded_with", "embedding_state")
     filter_horizontal = ("room_staff", "room_staff_groups")
     inlines = [FileInline]
 
@@ -94,6 +117,25 @@ class AssistantAdmin(AssistantScopeMixin, admin.ModelAdmin, StatusFilterMixin):
         super().save_related(request, form, formsets, change)
         if not change and not selectors.staff_uses_every_assistant(user=request.user):
             form.instance.room_staff.add(request.user)  # whoever creates an assistant may use it
+
+    def save_model(self, request: HttpRequest, obj: Assistant, form: Any, change: bool) -> None:
+        chosen = obj.embedding_model
+        if "embedding_model" in form.changed_data:
+            obj.embedding_model = form.initial.get("embedding_model") or obj.embedded_with
+        super().save_model(request, obj, form, change)
+        if obj.embedding_model != chosen:
+            try:  # the job re-embeds every chunk in the background; search keeps the old model until it is done
+                embedding_model_change(assistant=obj, model=chosen)
+            except EmbeddingModelError as exc:
+                messages.error(request, str(exc))
+
+    @admin.display(description="embedding")
+    def embedding_state(self, assistant: Assistant) -> str:
+        if assistant.embedding_error:
+            return assistant.embedding_error
+        if assistant.embedding_model != assistant.embedded_with:
+            return f"re-embedding with {assistant.embedding_model}: {assistant.embedding_progress:.0%}"
+        return f"{assistant.embedded_with}, up to date"
 
     @admin.display(description="status", ordering="status")
     def status_display(self, assistant: Assistant) -> SafeString:
@@ -400,6 +442,57 @@ class ModelEndpointAdmin(admin.ModelAdmin):
     list_display = ("model_id", "label", "base_url", "upstream_model", "accepts_temperature", "enabled")
     list_filter = ("enabled",)
     search_fields = ("model_id", "label", "upstream_model")
+
+
+class ModelAliasForm(forms.ModelForm):
+    class Meta:
+        model = ModelAlias
+        fields = ("alias", "target", "note", "enabled")
+
+    def clean(self) -> dict:
+        """Refuse an alias whose target is no configured model, or that would close a cycle of aliases, with the
+        same words the API would answer with; the registry is the one that follows aliases."""
+        cleaned = super().clean() or {}
+        alias, target = cleaned.get("alias"), cleaned.get("target")
+        if not alias or not target:
+            return cleaned
+        if alias == target:
+            self.add_error("target", "An alias cannot name itself.")
+            return cleaned
+        current = turns.registry()
+        pairs = dict(current.aliases)
+        if self.instance.pk and self.instance.alias != alias:
+            pairs.pop(self.instance.alias, None)  # renamed: the old name stops being an alias
+        pairs[alias] = target  # checked even when disabled, so that enabling it later cannot break anything
+        candidate = Registry(replace(current.settings, aliases=tuple(pairs.items())))
+        try:
+            self.answering = candidate.spec(alias)
+        except (AliasError, UnknownModel) as exc:
+            self.add_error("target", str(exc))
+            return cleaned
+        self.unavailable = candidate.unavailable_reason(self.answering)
+        return cleaned
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    form = ModelAliasForm
+    list_display = ("alias", "target", "answered_by", "enabled", "note")
+    list_filter = ("enabled",)
+    search_fields = ("alias", "target", "note")
+
+    @admin.display(description="answered by")
+    def answered_by(self, obj: ModelAlias) -> str:
+        try:
+            return turns.registry().spec(obj.alias).id if obj.enabled else "(disabled)"
+        except UnknownModel as exc:
+            return f"nothing: {exc}"
+
+    def save_model(self, request: HttpRequest, obj: ModelAlias, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        reason = getattr(form, "unavailable", None)
+        if reason:
+            messages.warning(request, f'"{obj.alias}" now leads to a model that cannot answer yet. {reason}.')
 
 
 # Rooms, conversations and usage live in their own module; importing it registers them.

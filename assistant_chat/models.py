@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 ASSISTANT_NAME_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 validate_assistant_name = RegexValidator(
@@ -50,6 +50,7 @@ class Assistant(models.Model):
         help_text="Unique name used in the API and the SDKs: lowercase letters, digits and '-', 1-63 characters.",
     )
     instructions = models.TextField(
+        null=True,
         blank=True,
         help_text="Standing instructions given to the model before every conversation (at most 16 KB).",
     )
@@ -89,6 +90,29 @@ class Assistant(models.Model):
     )
     tombstone_reads = models.PositiveIntegerField(
         default=0, editable=False, help_text="How many describes saw the Terminating tombstone."
+    )
+
+    embedding_model = models.CharField(
+        max_length=100,
+        default="offline",
+        help_text="The model that embeds this assistant's chunks for search by meaning: 'offline' (built in, no key), "
+        "'text-embedding-3-small', 'text-embedding-3-large', 'gemini-embedding-001', or a model served by the "
+        "OpenAI-compatible server of EMBEDDINGS_BASE_URL. Changing it re-embeds every chunk in the background; "
+        "search keeps using the previous model until that is done.",
+    )
+    embedded_with = models.CharField(
+        max_length=100,
+        default="offline",
+        editable=False,
+        help_text="The model the stored vectors come from; a question is embedded with this same model.",
+    )
+    embedding_progress = models.FloatField(
+        default=1.0,
+        editable=False,
+        help_text="Progress of re-embedding with the embedding model, from 0.0 to 1.0 (1.0 when nothing is pending).",
+    )
+    embedding_error = models.TextField(
+        blank=True, editable=False, help_text="Why the last re-embedding failed; empty when it did not."
     )
 
     class Meta:
@@ -131,6 +155,12 @@ class File(models.Model):
     error_message = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
     percent_done = models.FloatField(default=0.0, help_text="Processing progress from 0.0 to 1.0.")
     content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the uploaded bytes.")
+    crc32c_hash = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="CRC32C of the uploaded bytes, base64 of its 4 big-endian bytes (as Google Cloud Storage writes "
+        "it); the API's crc32c_hash, which pinecone 10.x reads as content_hash.",
+    )
     multimodal = models.BooleanField(default=False, help_text="Pinecone's multimodal PDF flag; stored as given.")
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
@@ -177,6 +207,37 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_id}#{self.ordinal}"
+
+
+class VectorField(models.BinaryField):
+    """A vector column: pgvector's `vector` on PostgreSQL, float32 bytes in a BLOB on SQLite (searched in numpy).
+
+    Written and read with raw SQL by knowledge/vectors.py; the ORM only creates and cascades the rows."""
+
+    def db_type(self, connection):  # type: ignore[no-untyped-def]
+        return "vector" if connection.vendor == "postgresql" else super().db_type(connection)
+
+
+class ChunkVector(models.Model):
+    """A chunk's embedding by one model. During a re-embed a chunk has one row per model; afterwards one."""
+
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="vectors")
+    # Denormalised so that a filtered vector search reads one table (the filter picks files).
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="+")
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=100, help_text="The embedding model that made this vector.")
+    dimensions = models.PositiveSmallIntegerField(help_text="The vector's length (the HNSW index is per length).")
+    embedding = VectorField(help_text="The L2-normalised embedding.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chunk", "model"], name="chunk_vector_one_per_model"),
+            models.CheckConstraint(condition=Q(dimensions__gt=0), name="chunk_vector_dimensions_positive"),
+        ]
+        indexes = [models.Index(fields=["assistant", "model"])]
+
+    def __str__(self) -> str:
+        return f"{self.chunk_id} by {self.model}"
 
 
 class FilePage(models.Model):
@@ -294,6 +355,37 @@ class ModelEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.label or self.model_id
+
+
+class ModelAlias(models.Model):
+    """A model id answered by another model: "gpt-4o" by a local Ollama model, or by the offline model on a machine
+    with no OpenAI key. Followed by the registry (providers/registry.py) with `MODEL_ALIASES`; this one wins."""
+
+    alias = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="The model id clients and rooms send, e.g. 'gpt-4o' (the SDKs' default). May be a model that "
+        "exists: the alias replaces it.",
+    )
+    target = models.CharField(
+        max_length=100,
+        help_text="The model that answers instead: a built-in model ('offline', 'gpt-4.1', ...), a model endpoint's "
+        "id, or another alias. Answers name the model that really answered.",
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why this alias exists, for other staff.")
+    enabled = models.BooleanField(default=True, help_text="Untick to stop following this alias without deleting it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "model alias"
+        verbose_name_plural = "model aliases"
+        constraints = [
+            models.CheckConstraint(condition=~Q(alias=F("target")), name="model_alias_not_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.target}"
 
 
 # --- rooms -------------------------------------------------------------------------------------------------------

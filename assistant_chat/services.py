@@ -6,6 +6,7 @@ Called by the API views, the admin and the management commands; each validates i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import google_crc32c
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -50,9 +52,9 @@ _UNSET: Any = object()
 # --- assistants -------------------------------------------------------------------------------------------------
 
 
-def _check_instructions(instructions: Any) -> str:
+def _check_instructions(instructions: Any) -> str | None:
     if instructions is None:
-        return ""
+        return None  # never given: the API answers null; "" stays "" (Pinecone tells the two apart)
     if not isinstance(instructions, str):
         raise errors.InvalidArgument("instructions must be a string")
     if len(instructions.encode()) > INSTRUCTIONS_MAX_BYTES:
@@ -192,6 +194,7 @@ def file_upload(
         "error_message": "",
         "percent_done": 0.0,
         "content_hash": hashlib.sha256(data).hexdigest(),
+        "crc32c_hash": crc32c_hash(data),
         "multimodal": bool(multimodal),
         "deleted_at": None,
         "tombstone_reads": 0,
@@ -209,6 +212,12 @@ def file_upload(
         operation = Operation.objects.create(assistant=assistant, operation_type=op_type, file_id=file.file_id)
         handle = enqueue_ingest(file)
     return file, operation, handle
+
+
+def crc32c_hash(data: bytes) -> str:
+    """The CRC32C of `data` as Pinecone's `crc32c_hash` (and Google Cloud Storage) spell it: base64 of the
+    checksum's 4 bytes, big-endian."""
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
 def _is_file_id(value: Any) -> bool:

@@ -24,7 +24,7 @@ from .citations import Marker, MarkerParser, Text
 from .knowledge import retrieval
 from .knowledge.chunking import count_tokens
 from .knowledge.filters import MetadataFilter
-from .models import Assistant, File, ModelEndpoint
+from .models import Assistant, File, ModelAlias, ModelEndpoint
 from .providers import base as provider_base
 from .providers.registry import (
     CustomEndpoint,
@@ -82,9 +82,25 @@ def _custom_endpoints() -> tuple[CustomEndpoint, ...]:
     )
 
 
+@functools.cache
+def _aliases_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    column = {field.name: quote(str(field.column)) for field in ModelAlias._meta.concrete_fields}
+    table = quote(ModelAlias._meta.db_table)
+    return f"SELECT {column['alias']}, {column['target']} FROM {table} WHERE {column['enabled']} = %s"  # noqa: S608
+
+
+def _aliases() -> tuple[tuple[str, str], ...]:
+    """The environment's aliases, then the admin's (which win for the same alias)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_aliases_sql(connection.vendor), [True])
+        rows = cursor.fetchall()
+    return tuple(settings.MODEL_ALIASES) + tuple((alias, target) for alias, target in rows)
+
+
 def registry() -> Registry:
-    """The registry as configured now: env keys plus the endpoints staff registered (read per turn, so an admin
-    change applies to the next turn without a restart)."""
+    """The registry as configured now: env keys and aliases plus the endpoints and aliases staff registered (read
+    per turn, so an admin change applies to the next turn without a restart)."""
     custom = _custom_endpoints()
     return Registry(
         ProviderSettings(
@@ -101,6 +117,7 @@ def registry() -> Registry:
             max_retries=settings.PROVIDER_MAX_RETRIES,
             offline_words_per_second=settings.OFFLINE_MODEL_WORDS_PER_SECOND,
             custom=custom,
+            aliases=_aliases(),
         )
     )
 
@@ -277,7 +294,7 @@ def _provider_message(message: TurnMessage) -> provider_base.Message:
 
 
 def _system_prompt(turn: TurnRequest, context: tuple[provider_base.ContextSnippet, ...]) -> str:
-    parts = [part for part in (turn.assistant.instructions, turn.extra_instructions) if part.strip()]
+    parts = [part for part in (turn.assistant.instructions or "", turn.extra_instructions) if part.strip()]
     parts += [m.content for m in turn.messages if m.role == "system"]
     parts.append(SYSTEM_RULES)
     if turn.json_response:

@@ -7,7 +7,11 @@ Ingestion runs the real pipeline (parse in the contained child process, chunk, i
 on generated text files, one file after another in this process (JOBS_MODE=immediate: the job a worker would run).
 Search is measured on corpora of 1k, 10k and 100k chunks (added with bulk inserts, so that building 100k chunks
 takes seconds; the index triggers and generated columns still fire per row), with and without a metadata
-filter, as `search_chunks` (the index query) and `retrieve` (what the context endpoint and chat call).
+filter, as `search_chunks` (the lexical index query), `vector_search` (dense), `hybrid` (both fused, what retrieval
+ranks by) and `retrieve` (what the context endpoint and chat call: hybrid; `retrieve, lexical only` is the earlier
+path, for comparison). Chunks get offline vectors (wordllama) as ingestion would give them; on PostgreSQL the HNSW
+index is rebuilt after each bulk load, as `CREATE INDEX` would build it. Embedding time per 1,000 chunks is timed
+on the ingested files' real chunks.
 On SQLite it also times how a query's terms get their index tokens (`query tokens`) and prints a digest of
 every query's hits, so that two commits can be shown to find the same. Baselines in the same run: for search, reading every chunk that contains a query term (`LIKE %term%`) and
 ranking them in Python, which is what the index saves us from; for ingestion, parse + chunk alone with no
@@ -115,7 +119,8 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
 
     call_command("migrate", verbosity=0)
     from assistant_chat import services
-    from assistant_chat.knowledge import retrieval
+    from assistant_chat.embedders.offline import OfflineEmbedder
+    from assistant_chat.knowledge import embedding, hybrid, retrieval, vectors
     from assistant_chat.knowledge.chunking import chunk_document
     from assistant_chat.knowledge.filters import parse_filter
     from assistant_chat.knowledge.parsers import parse_document
@@ -142,6 +147,13 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
     statuses = [future.result() for future in futures]
     elapsed = time.perf_counter() - started
     assert set(statuses) == {"Available"}, statuses
+    embedder = OfflineEmbedder()
+    sample = list(Chunk.objects.filter(assistant=assistant).order_by("pk").values_list("text", flat=True)[:1000])
+    embedder.embed(sample[:10])  # the model is loaded once per process; not part of the per-chunk cost
+    started = time.perf_counter()
+    embedder.embed(sample)
+    results["embed_ms_per_1000"] = (time.perf_counter() - started) * 1000 * 1000 / len(sample)
+    results["embed_chars_per_chunk"] = sum(len(t) for t in sample) / len(sample)
     results["ingest"] = {
         "mb": total_bytes / 1e6,
         "seconds": elapsed,
@@ -154,6 +166,14 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
     corpus = services.assistant_create(name="search-bench")
     chunks_per_file = 100
     built = 0
+    pending: list = []
+    if engine == "postgres":
+        with connection.cursor() as cursor:  # rebuilt after each bulk load below
+            cursor.execute("DROP INDEX assistant_chat_chunkvector_hnsw_256")
+            cursor.execute(
+                "CREATE INDEX assistant_chat_chunkvector_hnsw_256 ON assistant_chat_chunkvector USING hnsw "
+                "((embedding::vector(256)) vector_ip_ops) WITH (m = 16, ef_construction = 64) WHERE dimensions = 256"
+            )
     query_list = [maker.query() for _ in range(queries)]
     metadata_filter = parse_filter({"group": 3})
     for size in sizes:
@@ -168,14 +188,27 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
                 percent_done=1.0,
                 metadata={"group": index % 10, "year": 2000 + index % 25},
             )
-            Chunk.objects.bulk_create(
+            made = Chunk.objects.bulk_create(
                 [
                     Chunk(file=file, assistant=corpus, ordinal=o, text=maker.paragraph(200), pages=[], tokens=230)
                     for o in range(chunks_per_file)
                 ],
                 batch_size=500,
             )
+            pending.extend(made)
             built += chunks_per_file
+            if len(pending) >= 2000 or built >= size:
+                vectors.vectors_write(
+                    model="offline",
+                    rows=[(c.pk, corpus.pk, c.file_id) for c in pending],
+                    matrix=embedder.embed([c.text for c in pending]),
+                )
+                pending.clear()
+        if engine == "postgres":
+            with connection.cursor() as cursor:  # built whole, as CREATE INDEX does, not one insert at a time
+                cursor.execute("SET maintenance_work_mem = '512MB'")
+                cursor.execute("REINDEX INDEX assistant_chat_chunkvector_hnsw_256")
+                cursor.execute("ANALYZE assistant_chat_chunkvector")
         if engine == "sqlite":
             with connection.cursor() as cursor:
                 cursor.execute("INSERT INTO assistant_chat_chunk_fts(assistant_chat_chunk_fts) VALUES ('optimize')")
@@ -218,6 +251,17 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
             scored.sort(reverse=True)
             return scored[:32]
 
+        def dense(query: str, file_pks=None) -> list:
+            embedding._memo.clear()  # every question embedded afresh: its cost is part of the figure
+            vector = embedding.query_vector("offline", query)
+            return vectors.vector_search(
+                assistant_id=corpus.pk, model="offline", query=vector, file_pks=file_pks, limit=32
+            )
+
+        def fused(query: str, file_pks=None) -> list:
+            embedding._memo.clear()
+            return hybrid.search(assistant=corpus, query=query, file_pks=file_pks, limit=32)
+
         row = []
         if engine == "sqlite":
             row.append(timed(query_tokenizer(connection, query_terms), "query tokens", query_list))
@@ -226,6 +270,15 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
             timed(
                 lambda q: search_chunks(assistant_id=corpus.pk, query=q, file_pks=allowed, limit=32),
                 "search + filter",
+                query_list,
+            ),
+            timed(lambda q: dense(q), "dense", query_list),
+            timed(lambda q: dense(q, allowed), "dense + filter", query_list),
+            timed(lambda q: fused(q), "hybrid", query_list),
+            timed(lambda q: fused(q, allowed), "hybrid + filter", query_list),
+            timed(
+                lambda q: retrieval.retrieve(assistant=corpus, query=q, top_k=16, mode="lexical"),
+                "retrieve, lexical only",
                 query_list,
             ),
             timed(lambda q: retrieval.retrieve(assistant=corpus, query=q, top_k=16), "retrieve", query_list),
@@ -251,6 +304,11 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
             ):
                 found.update(repr([(h.chunk_id, h.score) for h in hits]).encode())
         results.setdefault("digests", {})[size] = found.hexdigest()[:16]
+        dense_found = hashlib.sha256()
+        for query in query_list:
+            for hits in (fused(query), fused(query, allowed)):
+                dense_found.update(repr([h.chunk_id for h in hits]).encode())
+        results.setdefault("hybrid_digests", {})[size] = dense_found.hexdigest()[:16]
         print(f"{engine:8} {size:>7} results digest {found.hexdigest()[:16]}", file=sys.stderr)
         for item in row:
             print(
@@ -321,6 +379,13 @@ def print_markdown(reports: list[dict]) -> None:
             f"| {report['engine']} | {ing['mb']:.1f} | {ing['chunks']} | {ing['seconds']:.2f} | {ing['mb_per_s']:.2f} "
             f"| {ing['floor_mb_per_s']:.2f} |"
         )
+    print("\nOffline embedding (wordllama l2_supercat_256, one thread), per 1,000 chunks of the ingested files:\n")
+    for report in reports:
+        if "embed_ms_per_1000" in report:
+            print(
+                f"- {report['engine']}: {report['embed_ms_per_1000']:.0f} ms per 1,000 chunks "
+                f"({report['embed_chars_per_chunk']:.0f} characters a chunk)"
+            )
     print("\n### Search latency (ms, top 32 chunks; retrieve = top 16 snippets with neighbours)\n")
     print("| engine | chunks | query | p50 | p99 | queries |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")
@@ -332,6 +397,10 @@ def print_markdown(reports: list[dict]) -> None:
     print("\nResults digest (sha256 of every query's hits, ids and scores, with and without the filter):\n")
     for report in reports:
         for size, digest in report.get("digests", {}).items():
+            print(f"- {report['engine']}, {int(size):,} chunks: `{digest}`")
+    print("\nHybrid results digest (chunk ids of every query's fused hits, with and without the filter):\n")
+    for report in reports:
+        for size, digest in report.get("hybrid_digests", {}).items():
             print(f"- {report['engine']}, {int(size):,} chunks: `{digest}`")
 
 

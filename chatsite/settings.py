@@ -9,9 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# One BLAS thread per process, set before numpy loads: a vector search is a memory-bound matrix-vector product, and
+# a second thread on a shared 2-core machine waits on the other processes (100k x 256: 15 ms with one thread, 25 ms
+# with two, docs/benchmarks.md). Scale out with processes instead. An operator's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
+
+from assistant_chat.providers.registry import parse_aliases  # no Django: safe before the apps load
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHAT_VAR_DIR", BASE_DIR / "var"))
@@ -278,10 +286,23 @@ PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 10.0)
 # The longest silence allowed between two bytes of a model stream (reasoning models think for minutes).
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 3)
+# Embeddings (search by meaning). The offline embedder is built in; OpenAI's and Gemini's use the keys above; any
+# other model id an assistant names is served by this OpenAI-compatible /v1/embeddings server (Ollama, vLLM, ...).
+EMBEDDINGS_BASE_URL = os.environ.get("EMBEDDINGS_BASE_URL", "").rstrip("/")
+EMBEDDINGS_API_KEY = os.environ.get("EMBEDDINGS_API_KEY", "")
+EMBEDDINGS_TIMEOUT = env_float("EMBEDDINGS_TIMEOUT", 60.0)
 # Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 # Pace of the built-in offline model, in words per second (0: as fast as possible; bin/run uses 25 for the demo).
 OFFLINE_MODEL_WORDS_PER_SECOND = env_float("OFFLINE_MODEL_WORDS_PER_SECOND", 0.0)
+# Model ids answered by another model, "alias=target,..." (e.g. "gpt-4o=offline"); staff add more in the admin
+# (Model aliases), which win for the same alias. bin/run's demo maps the seed models to offline when their key is
+# not set. Checked here, so a malformed value stops the server at start with the entry it did not understand.
+MODEL_ALIASES_TEXT = os.environ.get("MODEL_ALIASES", "")
+try:
+    MODEL_ALIASES = parse_aliases(MODEL_ALIASES_TEXT)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # The chat endpoints' database work runs on this many threads, each keeping its connection for this many seconds
 # (Django's own request path opens one per request under ASGI); see assistant_chat/api/db_threads.py.
 CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 4)

@@ -81,7 +81,12 @@ def _store(request: HttpRequest, key: ApiKey, name: str, file_id: str | None) ->
         response["Location"] = f"/operations/{assistant.name}/{operation.operation_id}"
         return response
     file.refresh_from_db()
-    return JsonResponse(file_json(file, request))
+    body = file_json(file, request)
+    if file.status == File.Status.PROCESSING_FAILED:
+        # The hosted service answers an upload with Processing and lets the client's poll find the failure: pinecone
+        # 8.x + plugin raises only from that poll, and would return a failed file as if it were fine.
+        body.update(status=File.Status.PROCESSING, error_message=None, percent_done=0.0)
+    return JsonResponse(body)
 
 
 def upload_file(request: HttpRequest, key: ApiKey, name: str) -> HttpResponse:

@@ -37,7 +37,8 @@ def public_host(request: HttpRequest) -> str:
 def assistant_json(assistant: Assistant, request: HttpRequest) -> dict[str, Any]:
     return {
         "name": assistant.name,
-        "instructions": assistant.instructions or None,
+        # null only when none were ever given: an update to "" answers "", as Pinecone does.
+        "instructions": assistant.instructions,
         "metadata": assistant.metadata or {},
         "status": assistant.status,
         "host": public_host(request),
@@ -61,6 +62,7 @@ def file_json(file: File, request: HttpRequest, *, include_url: bool = False) ->
         "size": int(file.size),
         "multimodal": bool(file.multimodal),
         "content_hash": file.content_hash or None,
+        "crc32c_hash": file.crc32c_hash or None,  # pinecone 10.x reads this one (as `content_hash`)
     }
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django_tasks import TaskContext, task
 from django_tasks.base import Task
 
-KIND_MODULES = ("assistant_chat.jobs.ingest",)
+KIND_MODULES = ("assistant_chat.jobs.ingest", "assistant_chat.jobs.reembed")
 
 
 @dataclass(frozen=True)

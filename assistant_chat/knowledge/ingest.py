@@ -4,7 +4,8 @@ Run by the `ingest` job (assistant_chat/jobs/ingest.py) in a worker process, whi
 upsert and reprocess, and by the `ingest_files` command through `process_file`. It parses (parsers.py, in a child
 process with resource limits: sandbox.py), chunks (chunking.py) and swaps the file's chunks and viewer pages
 (pages.py) in one transaction, so a file is searchable either with its old content or its new one, never half of
-each.
+each. Chunks are embedded (embedding.py) before that transaction, with the assistant's recorded model and, while a
+re-embed is under way, its new one too, and their vectors (vectors.py) are written in it.
 Progress is written to `File.percent_done` as it goes. It imports nothing from the API, the views or providers.
 """
 
@@ -19,11 +20,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Chunk, File, FileBlob, Operation
+from ..models import Assistant, Chunk, File, FileBlob, Operation
 from .chunking import chunk_document
+from .embedding import embedder_for
 from .pages import file_pages_replace
 from .parsers import ParseError
 from .sandbox import parse_contained
+from .vectors import vectors_write
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
         logger.exception("ingestion of file %s crashed", file_pk)
         return _finish(file_pk, File.Status.PROCESSING_FAILED, f"Processing failed unexpectedly: {exc}", progress)
 
+    # Outside the transaction: a provider embedder may take seconds. An EmbeddingError propagates, so the job
+    # retries later (a provider outage is not the document's fault) and its last attempt fails the file.
+    texts = [draft.text for draft in drafts]
+    vectors = {model: embedder_for(model).embed(texts) for model in _models_of(file.assistant_id)}
+    reporter(0.95)
+
     with transaction.atomic():
         # Lock the row: a delete or a newer upsert may have raced us while we parsed.
         current = File.objects.select_for_update().filter(pk=file_pk).first()
@@ -61,8 +70,10 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
             return File.Status.DELETING
         if current.content_hash != hashlib.sha256(data).hexdigest():
             return current.status  # an upsert replaced the bytes; its own job indexes them
+        # Locked before the chunks, in the order the re-embed job takes them (assistant, then chunks).
+        models = _models_of(file.assistant_id, lock=True)  # a re-embed may have switched models meanwhile
         Chunk.objects.filter(file_id=file_pk).delete()
-        Chunk.objects.bulk_create(
+        chunks = Chunk.objects.bulk_create(
             [
                 Chunk(
                     file_id=file_pk,
@@ -76,11 +87,26 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
             ],
             batch_size=500,
         )
+        rows = [(chunk.pk, file.assistant_id, file_pk) for chunk in chunks]
+        for model in models:
+            matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
+            vectors_write(model=model, rows=rows, matrix=matrix)
         file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
         _mark_done(file_pk, File.Status.AVAILABLE, "")
     if progress:
         progress(1.0)
     return File.Status.AVAILABLE
+
+
+def _models_of(assistant_id: int, lock: bool = False) -> list[str]:
+    """The models whose vectors a chunk of this assistant needs: the recorded one, and a new one being
+    re-embedded to. With `lock`, the assistant row is locked until the transaction ends, so a re-embed cannot
+    switch models between this read and the vectors' write."""
+    rows = Assistant.objects.filter(pk=assistant_id)
+    if lock:
+        rows = rows.select_for_update()
+    current, chosen = rows.values_list("embedded_with", "embedding_model").get()
+    return list(dict.fromkeys([current, chosen]))
 
 
 def _finish(file_pk: int, status: str, error: str, progress: Callable[[float], None] | None) -> str:

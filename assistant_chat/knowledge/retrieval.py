@@ -2,7 +2,7 @@
 
 Called by the `context` endpoint now and by the chat engine (turns) next. The filter picks files, search.py
 ranks their chunks, and each hit grows into a snippet with its neighbouring chunks up to `snippet_size` tokens,
-so a snippet reads as a passage and not a fragment. Reads only; imports nothing from the API or providers.
+so a snippet reads as a passage and not a fragment. Chunks are ranked by hybrid.py (words and meaning fused). Reads only; imports nothing from the API or providers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..models import Assistant, Chunk, File
 from ..raw_rows import Converter, column_converters
 from .filters import MetadataFilter
-from .search import search_chunks
+from .hybrid import Mode
+from .hybrid import search as hybrid_search
 
 DEFAULT_TOP_K = 16
 MAX_TOP_K = 64
@@ -63,18 +64,21 @@ def retrieve(
     metadata_filter: MetadataFilter | None = None,
     top_k: int = DEFAULT_TOP_K,
     snippet_size: int = DEFAULT_SNIPPET_SIZE,
+    mode: Mode = "hybrid",
 ) -> list[Snippet]:
-    """At most `top_k` snippets, best first, each at most about `snippet_size` tokens, from distinct passages."""
+    """At most `top_k` snippets, best first, each at most about `snippet_size` tokens, from distinct passages.
+    Ranked by meaning and words fused (hybrid.py); `mode` picks one ranking alone (the retrieval benchmark)."""
     allowed: set[int] | None = None
     if metadata_filter is not None:
         allowed = _files_matching(assistant.pk, metadata_filter)
         if not allowed:
             return []
-    hits = search_chunks(
-        assistant_id=assistant.pk,
+    hits = hybrid_search(
+        assistant=assistant,
         query=query,
         file_pks=allowed,
         limit=top_k * 2,  # some hits merge into one snippet with their neighbours
+        mode=mode,
     )
     if not hits:
         return []

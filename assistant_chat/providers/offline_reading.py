@@ -1,5 +1,6 @@
-"""How the offline model reads a context snippet: passages (a paragraph, a list with its lead-in, a JSON record or
-entry) under their heading, each made of quotable sentences, and the word forms it compares with a question.
+"""How the offline model reads a context snippet: passages (a paragraph, a list with its lead-in, a table, a code
+block, a JSON record or entry) under their heading, each made of quotable sentences, and the word forms it compares
+with a question. A list, a table or a code block is kept as Markdown too, so that an answer can quote it whole.
 
 Pure text processing, no Django, no network: the offline model (`offline.py`) scores what this returns.
 """
@@ -18,6 +19,11 @@ _JSON_PAIR = re.compile(r'^"((?:[^"\\]|\\.){1,80})"\s*:\s*(.*?)\s*,?$', re.DOTAL
 _JSON_STRUCTURE = re.compile(r"^[\[\]{},\s]*$")
 _TITLE_WORD = re.compile(r"^[A-Z0-9][\w'’-]*$|^(?:of|the|and|a|an|in|on|to|for|-|–|&|:)$")
 _EMPHASIS = re.compile(r"\*\*|__|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
+_SUPERSEDED = re.compile(
+    r"\b(?:superseded|withdrawn|obsolete|deprecated|archived|no longer (?:in force|applies|valid)|previous|former|"
+    r"old (?:rules|policy|version)|retired|replaced)\b",
+    re.I,
+)
 _SHORT_VALUE = 80  # a JSON value this short is a fact ("built: 1810"), not prose
 _RECORD_NAMES = ("name", "title")
 
@@ -27,7 +33,8 @@ STOP = frozenset(
     his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
     over own same she should so some such than that the their theirs them then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your yours tell
-    please know explain describe give list get gets got take takes use uses used using need needs want wants""".split()
+    please know explain describe give list get gets got take takes use uses used using need needs want wants
+    something anything everything nothing someone anyone everyone somebody anybody thing things""".split()
 )
 
 # Endings that make another word of the same family ("threat" -> "threaten", "red" -> "reddish", "invent" ->
@@ -84,18 +91,30 @@ class Sentence:
     terms: frozenset[str]
     items: list[str] = field(default_factory=list)  # a list's lead-in ("three kinds of bees:") quotes its list
     lead: int | None = None  # an item's sentence: the index of its lead-in in the passage
+    ordered: bool = False  # its items were numbered ("1. Unplug the router")
+    block: str = ""  # a table or code block this sentence introduces ("The table below lists...:"), as Markdown
+    row: bool = False  # a table row, quoted with its headers
 
-    def quoted(self) -> str:
-        if not self.items:
-            return self.text
-        items = [item.rstrip(".;") for item in self.items]
-        return f"{self.text} {'; '.join(items)}."
+    def quoted(self) -> tuple[str, str]:
+        """What to quote: the sentence, and the Markdown block that goes with it (its list, table or code)."""
+        if self.items:
+            marks = [f"{n}." for n in range(1, len(self.items) + 1)] if self.ordered else ["-"] * len(self.items)
+            return self.text, "\n".join(f"{mark} {item}" for mark, item in zip(marks, self.items, strict=True))
+        return self.text, self.block
 
 
 @dataclass
 class Passage:
     heading: str
     sentences: list[Sentence] = field(default_factory=list)
+    kind: str = "prose"  # prose | table | code | record (a JSON object with a name)
+    block: str = ""  # a table's or code block's Markdown
+
+    @property
+    def superseded(self) -> bool:
+        """Under a heading that says it no longer applies ("Version 1 (2022) — superseded", "PREVIOUS RULES
+        (withdrawn)"): kept for reference, not the answer unless the question asks about the past."""
+        return bool(_SUPERSEDED.search(self.heading))
 
     @property
     def heading_terms(self) -> frozenset[str]:
@@ -151,25 +170,83 @@ def _is_short_heading(line: str) -> bool:
     return len(line.split()) <= 8 and not _LIST_ITEM.match(line) and not re.search(r"[\d.!?:;,]", line)
 
 
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_CODE_MARK = "\x00code{}\x00"  # stands for a fenced block while the text around it is split into paragraphs
+
+
+_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)(.*)$", re.MULTILINE)
+
+
+def _balance_fences(text: str) -> str:
+    """A snippet cut out of a longer file can start or end inside a code block: close what it opens, open what it
+    closes (a bare fence first, before one that names a language, closes a block begun before the snippet)."""
+    fences = list(_FENCE_LINE.finditer(text))
+    if not fences:
+        return text
+    if not fences[0].group(1).strip() and (len(fences) == 1 or fences[1].group(1).strip() or len(fences) % 2):
+        text = "```\n" + text
+        fences = list(_FENCE_LINE.finditer(text))
+    if len(fences) % 2:
+        text = text.rstrip("\n") + "\n```"
+    return text
+
+
+def _is_capitals(line: str) -> bool:
+    """A line in capitals standing alone ("CURRENT RULES (from 1 April 2025)"): a heading."""
+    letters = [c for c in line if c.isalpha()]
+    words = re.findall(r"[A-Za-z]{2,}", line)
+    return (
+        len(line) <= 100
+        and len(words) >= 1
+        and sum(w.isupper() for w in words) >= max(1, 0.6 * len(words))
+        and (sum(c.isupper() for c in letters) >= 0.6 * len(letters))
+    )
+
+
 def _prose_passages(text: str) -> list[Passage]:
     # Where two chunks were joined, a heading can follow a sentence on its line ("...dioxide. ## Moons").
     text = re.sub(r"(?<=[.!?:])[ \t]+(#{1,6} )", r"\n\n\1", text)
+    # A fenced code block may hold blank lines: it is one block of its own, whatever is inside.
+    fences: list[str] = []
+
+    def _hold(match: re.Match[str]) -> str:
+        fences.append(match.group(0).strip("\n"))
+        return "\n\n" + _CODE_MARK.format(len(fences) - 1) + "\n\n"
+
+    text = _FENCE.sub(_hold, _balance_fences(text))
     found: list[Passage] = []
     headings: dict[int, str] = {}  # level -> the heading in force ("# Honeybees" still heads "## Threats")
     heading = ""
     lead_open = False  # the last passage ended in a lead-in ("...:"), so a list that follows belongs to it
     for block in re.split(r"\n[ \t]*\n", text):
+        code = re.fullmatch(r"\s*\x00code(\d+)\x00\s*", block)
+        if code:
+            _add_block(found, heading, "code", fences[int(code.group(1))], lead_open)
+            lead_open = False
+            continue
         lines = [re.sub(r"[ \t]+", " ", line).strip() for line in block.split("\n")]
         lines = [line for line in lines if line]
         if len(lines) >= 2 and all(" | " in line or line.startswith("|") for line in lines):
-            header, rows = _table(lines)
+            header, rows, cells = _table(lines)
             # The header names every row's columns: the table's heading, as a title heads a section.
-            found.append(Passage(heading=f"{heading} › {' '.join(header)}".strip(" ›"), sentences=rows))
+            table = Passage(heading=f"{heading} › {' '.join(header)}".strip(" ›"), sentences=rows, kind="table")
+            table.block = _markdown_table(header, cells)
+            _introduce(found, table, lead_open)
+            found.append(table)
             lead_open = False
             continue
         prose: list[str] = []  # lines of the paragraph being read
         items: list[str] = []  # list items, each possibly wrapped over lines
-        alone = len(lines) == 1 and _is_short_heading(lines[0])
+        alone = len(lines) == 1 and (_is_short_heading(lines[0]) or _is_capitals(lines[0]))
+        asked = _faq_question(lines)
+        if asked is not None:
+            # An FAQ's question heads its answer: matched like a heading, never quoted as the answer.
+            _close(found, heading, prose, items, lead_open)
+            base = {lv: h for lv, h in headings.items() if lv < 7}
+            heading = " › ".join([*(base[lv] for lv in sorted(base)), asked])
+            lines = [_ANSWER_MARK.sub("", line) for line in lines[1:]]
+            if not lines:
+                continue
         for line in lines:
             # A heading: Markdown's, a title line, or a short line standing alone between blank lines ("Leave policy").
             if line.startswith("#") or ((alone or is_title(line)) and not prose and not items):
@@ -188,8 +265,29 @@ def _prose_passages(text: str) -> list[Passage]:
     return found
 
 
+_QUESTION_MARK = re.compile(r"^(?:Q|Question)\s*[:.)-]\s*", re.I)
+_ANSWER_MARK = re.compile(r"^(?:A|Answer)\s*[:.)-]\s*", re.I)
+
+
+def _faq_question(lines: list[str]) -> str | None:
+    """The question of an FAQ entry ("**Can I bring a guest?**", "Q: How do I take a bike?"), when a paragraph
+    opens with one and its answer follows; else None. A question may wrap over lines ("Something is wrong.
+    What should I do?")."""
+    if len(lines) < 2:
+        return None
+    for end in range(min(len(lines) - 1, 3)):
+        text = _clean(_QUESTION_MARK.sub("", " ".join(lines[: end + 1])))
+        marked = bool(_QUESTION_MARK.match(lines[0])) or lines[0].startswith(("**", "__", "#"))
+        if text.endswith("?") and (marked or _ANSWER_MARK.match(lines[end + 1])):
+            return text.strip("*_ ")
+        if text.endswith("?"):
+            return text.strip("*_ ") if marked or len(text) < 120 else None
+    return None
+
+
 def _close(found: list[Passage], heading: str, prose: list[str], items: list[str], lead_open: bool) -> bool:
-    """Adds a paragraph (and its list) as a passage; returns whether it ends in a lead-in awaiting a list."""
+    """Adds a paragraph (and its list) as a passage; returns whether it ends in a lead-in awaiting a list, a table
+    or a code block."""
     if not prose and not items:
         return lead_open
     if not prose and lead_open and found:
@@ -199,6 +297,13 @@ def _close(found: list[Passage], heading: str, prose: list[str], items: list[str
         found.append(passage)
         passage.sentences.extend(_sentence(sentence) for sentence in sentences(" ".join(prose)))
     lead = len(passage.sentences) - 1 if passage.sentences and passage.sentences[-1].text.endswith(":") else None
+    if lead is None and items and not passage.sentences and heading:
+        # A list straight under its heading ("## Steps"): the heading is its lead-in, so the list can be quoted.
+        title = heading.rsplit(" › ", 1)[-1]
+        passage.sentences.append(Sentence(text=f"{title}:", terms=frozenset(terms(heading))))
+        lead = 0
+    if lead is not None and items:
+        passage.sentences[lead].ordered = bool(re.match(r"\d", items[0]))
     for item in items:
         cleaned = _clean(item)
         if lead is not None:
@@ -207,7 +312,56 @@ def _close(found: list[Passage], heading: str, prose: list[str], items: list[str
     return bool(passage.sentences) and passage.sentences[-1].text.endswith(":") and not items
 
 
-def _table(lines: list[str]) -> tuple[list[str], list[Sentence]]:
+def _introduces(sentence: Sentence) -> bool:
+    """A lead-in ("...as follows:", "The table below lists the rates.") to the table or code that follows it."""
+    return sentence.text.endswith(":") or bool(
+        re.search(r"\b(?:following|below|table|as follows|this command|run)\b", sentence.text, re.I)
+    )
+
+
+def _introduce(found: list[Passage], block: Passage, lead_open: bool) -> None:
+    """Gives the sentence that introduces a table or code block (its lead-in: the paragraph's last sentence when it
+    ends in ":", else one that says "below" or "the following") that block, to quote with it."""
+    before: Sentence | None = None
+    if found and found[-1].kind == "prose" and found[-1].sentences:
+        sentences_before = found[-1].sentences
+        last = sentences_before[-1]
+        if lead_open or last.text.endswith(":"):
+            before = last
+        else:
+            before = next((s for s in reversed(sentences_before) if _introduces(s)), None)
+    if before is None:
+        # "Prices below apply to...", a few paragraphs up, still points at the first table below it.
+        before = next((s for p in reversed(found) if p.kind == "prose" for s in p.sentences if _points_below(s)), None)
+    if before is not None and not before.items and not before.block:
+        before.block = block.block
+        before.terms = before.terms | frozenset(terms(block.heading))
+
+
+def _points_below(sentence: Sentence) -> bool:
+    return not sentence.block and bool(re.search(r"\b(?:below|as follows|the following)\b", sentence.text, re.I))
+
+
+def _add_block(found: list[Passage], heading: str, kind: str, markdown: str, lead_open: bool) -> None:
+    """A code block: one passage, matched by its words (identifiers, commands) and its heading, quoted whole."""
+    lines = markdown.split("\n")
+    body = " ".join([lines[0].strip("`~ "), *lines[1:-1]])  # the language ("```python") is a word it is about
+    passage = Passage(heading=heading, kind=kind, block=markdown)
+    title = heading.rsplit(" › ", 1)[-1]
+    passage.sentences.append(Sentence(text=f"{title}:" if title else "", terms=frozenset(terms(body)), block=markdown))
+    _introduce(found, passage, lead_open)
+    found.append(passage)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        cells = (cells + [""] * len(header))[: len(header)]
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), "|" + " --- |" * len(header), *(line(row) for row in rows)])
+
+
+def _table(lines: list[str]) -> tuple[list[str], list[Sentence], list[list[str]]]:
     """A table (Markdown's, or a Word table as the parser writes it, "a | b"), its first row the header: each row
     quoted with its headers ("Class: Economy; Flights: under six hours") and matched by its own cells."""
     rows = [[_clean(cell) for cell in line.strip().strip("|").split("|")] for line in lines]
@@ -216,8 +370,8 @@ def _table(lines: list[str]) -> tuple[list[str], list[Sentence]]:
     rows_read: list[Sentence] = []
     for row in body:
         pairs = [f"{name}: {cell}" if name else cell for name, cell in zip(header, row, strict=False) if cell]
-        rows_read.append(_sentence("; ".join(pairs), said=" ".join(row)))
-    return header, rows_read
+        rows_read.append(Sentence(text="; ".join(pairs), terms=frozenset(terms(" ".join(row))), row=True))
+    return header, rows_read, body
 
 
 def _json_passages(text: str) -> list[Passage]:
@@ -244,6 +398,7 @@ def _json_passages(text: str) -> list[Passage]:
         label = key.replace("_", " ").strip()
         if key.lower() in _RECORD_NAMES and not record.heading:
             record.heading = value
+            record.kind = "record"
         elif len(value) <= _SHORT_VALUE and not value.endswith("."):
             # Quoted with the record's name, matched by what it says ("built: 1810"): the name is the heading's.
             fact = f"{record.heading}, {label}: {value}" if record.heading else f"{label.capitalize()}: {value}"

@@ -1,7 +1,8 @@
 """The model registry: which model ids exist, which provider serves each, and whether it is configured.
 
-Built by the turn engine from settings (keys, base URLs) and the admin-registered endpoints, passed in as plain
-data; imports nothing from Django. `resolve` is the one place a model id becomes a provider.
+Built by the turn engine from settings (keys, base URLs, `MODEL_ALIASES`) and the admin-registered endpoints and
+aliases, passed in as plain data; imports nothing from Django. `resolve` is the one place a model id becomes a
+provider, aliases followed ("gpt-4o" answered by "offline" on a machine with no OpenAI key).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class ProviderSettings:
     read_timeout: float = 300.0
     max_retries: int = 3
     custom: tuple[CustomEndpoint, ...] = field(default_factory=tuple)
+    # (alias, target) pairs: the environment's first, then the admin's, which win for the same alias.
+    aliases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 class UnknownModel(ValueError):
@@ -93,6 +96,26 @@ class UnknownModel(ValueError):
 
 class ModelUnavailable(ValueError):
     pass
+
+
+class AliasError(UnknownModel):
+    """An alias that leads nowhere: its target is no configured model, or the aliases go round in a cycle."""
+
+
+def parse_aliases(text: str) -> tuple[tuple[str, str], ...]:
+    """`MODEL_ALIASES` ("gpt-4o=offline,gpt-4o-mini=ollama-llama3") as (alias, target) pairs; ValueError says
+    which entry is malformed."""
+    pairs: dict[str, str] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        alias, sep, target = (part.strip() for part in entry.partition("="))
+        if not sep or not alias or not target:
+            raise ValueError(f'MODEL_ALIASES entry "{entry.strip()}" is not of the form alias=target')
+        if alias == target:
+            raise ValueError(f'MODEL_ALIASES entry "{entry.strip()}" maps a model to itself')
+        pairs[alias] = target
+    return tuple(pairs.items())
 
 
 class Registry:
@@ -110,6 +133,7 @@ class Registry:
                 endpoint=endpoint.base_url,
             )
         self._custom = {endpoint.model_id: endpoint for endpoint in settings.custom}
+        self.aliases: dict[str, str] = dict(settings.aliases)
 
     def default_id(self) -> str:
         """gpt-4o where OpenAI is configured, otherwise the offline model."""
@@ -121,12 +145,35 @@ class Registry:
             return f'Model "{spec.id}" is unavailable: its provider is not configured (set {variable})'
         return None
 
-    def resolve(self, model_id: str | None) -> ModelSpec:
-        """The spec for a requested id (None: the default); raises UnknownModel or ModelUnavailable."""
-        wanted = ALIASES.get(model_id or "", model_id) or self.default_id()
-        spec = self.models.get(wanted)
-        if spec is None:
+    def target(self, model_id: str) -> str:
+        """The model id that answers for `model_id`, staff and environment aliases followed (an alias may name
+        another alias); raises AliasError for a cycle or a target that is no configured model, UnknownModel for an
+        id that is neither a model nor an alias."""
+        chain = [model_id]
+        while chain[-1] in self.aliases:
+            following = self.aliases[chain[-1]]
+            if following in chain:
+                raise AliasError(f"Model aliases form a cycle: {' -> '.join([*chain, following])}")
+            chain.append(following)
+        wanted = chain[-1]
+        if wanted not in self.models:
+            if len(chain) > 1:
+                raise AliasError(
+                    f'Model alias "{chain[-2]}" points to "{wanted}", which is not a configured model. '
+                    f"Available models: {', '.join(self.choices())}"
+                )
             raise UnknownModel(f'Unknown model "{model_id}". Available models: {", ".join(self.choices())}')
+        return wanted
+
+    def spec(self, model_id: str | None) -> ModelSpec:
+        """The spec that answers for a requested id (None: the default), available or not."""
+        wanted = ALIASES.get(model_id or "", model_id) or self.default_id()
+        return self.models[self.target(wanted)]
+
+    def resolve(self, model_id: str | None) -> ModelSpec:
+        """The spec that answers for a requested id (None: the default), aliases followed; raises UnknownModel
+        (AliasError for an alias that leads nowhere) or ModelUnavailable."""
+        spec = self.spec(model_id)
         reason = self.unavailable_reason(spec)
         if reason:
             raise ModelUnavailable(reason)
@@ -135,7 +182,8 @@ class Registry:
     def resolve_remote(self, model_id: str | None) -> ModelSpec:
         """The spec for a chat answered by a remote Pinecone assistant, which runs the model itself: no local key is
         needed, and an id the remote does not serve is for it to refuse (its 400 comes back as ours). None is
-        Pinecone's default, gpt-4o. Temperature rules are those of the seed model of that id, where there is one."""
+        Pinecone's default, gpt-4o. Temperature rules are those of the seed model of that id, where there is one.
+        Local aliases do not apply: they name this server's models, and the remote runs its own."""
         wanted = ALIASES.get(model_id or "", model_id) or REMOTE_DEFAULT
         seed = next((spec for spec in SEED_MODELS if spec.id == wanted), None)
         label = f"{wanted} (through the remote Pinecone assistant)"
@@ -145,7 +193,8 @@ class Registry:
         return replace(seed, provider="pinecone", upstream_model=wanted, label=label)
 
     def choices(self) -> list[str]:
-        return list(self.models)
+        """Every model id a client may send: the models, then the aliases."""
+        return list(self.models) + [alias for alias in self.aliases if alias not in self.models]
 
     def provider(self, spec: ModelSpec) -> Provider:
         """A provider instance for the spec (cheap to build; one per turn)."""

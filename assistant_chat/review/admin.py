@@ -30,7 +30,7 @@ from .. import selectors, turns
 from ..knowledge.filters import FilterError, parse_filter
 from ..message_html import file_url, render_message_html
 from ..models import Assistant, Conversation, Message, MessageFeedback, Room, Usage
-from ..providers.registry import Registry
+from ..providers.registry import Registry, UnknownModel
 from . import search as history_search
 from . import usage
 from .exports import export_response
@@ -64,15 +64,28 @@ class FilterField(forms.CharField):
 
 
 def model_choices(registry: Registry, current: str = "") -> list[tuple[str, str]]:
-    """Every registry model, unavailable ones marked with the variable to set; the default first."""
-    default = registry.models[registry.default_id()]
+    """Every registry model, unavailable ones marked with the variable to set; the default first; then the
+    aliases, each with the model that answers for it."""
+    default = registry.spec(None)
     choices = [("", f"Default (now {default.id})")]
     for spec in registry.models.values():
+        if spec.id in registry.aliases:
+            continue  # listed below, as the alias it now is
         label = f"{spec.id} — {spec.label}" if spec.label else spec.id
         if registry.unavailable_reason(spec):
             label += f" (unavailable: set {_variable(registry, spec.id)})"
         choices.append((spec.id, label))
-    if current and current not in registry.models:
+    for alias in registry.aliases:
+        try:
+            answering = registry.spec(alias)
+        except UnknownModel as exc:
+            choices.append((alias, f"{alias} (broken alias: {exc})"))
+            continue
+        label = f"{alias} → answered by {answering.id}"
+        if registry.unavailable_reason(answering):
+            label += f" (unavailable: set {_variable(registry, answering.id)})"
+        choices.append((alias, label))
+    if current and current not in registry.choices():
         choices.append((current, f"{current} (not in the registry: choose another model)"))
     return choices
 
@@ -125,14 +138,20 @@ class RoomForm(forms.ModelForm):
         self.registry = turns.registry()
         self.notes: list[str] = []
         self.fields["model"].choices = model_choices(self.registry, self.instance.model or "")  # type: ignore[attr-defined]
-        ignores = [spec.id for spec in self.registry.models.values() if not spec.accepts_temperature]
-        if self.registry.default_id() in ignores:
+        ignores = [model_id for model_id in self.registry.choices() if not self._accepts_temperature(model_id)]
+        if not self._accepts_temperature(None):
             ignores.append("")
         self.fields["model"].widget.attrs["data-ignores-temperature"] = json.dumps(ignores)
         if "metadata_filter" in self.fields:  # read-only for staff who may not use the room's assistant
             self.fields["metadata_filter"].widget.attrs["data-count-url"] = reverse(
                 "admin:assistant_chat_room_filter_count"
             )
+
+    def _accepts_temperature(self, model_id: str | None) -> bool:
+        try:
+            return self.registry.spec(model_id).accepts_temperature
+        except UnknownModel:
+            return True
 
     def clean_model(self) -> str:
         value = self.cleaned_data.get("model") or ""
@@ -141,9 +160,10 @@ class RoomForm(forms.ModelForm):
         assistant = self.cleaned_data.get("assistant")
         if assistant is not None and assistant.remote_name:
             return value  # a remote Pinecone assistant runs the model: no local key (or local model) is needed
-        spec = self.registry.models.get(value)
-        if spec is None:
-            raise forms.ValidationError(f'Unknown model "{value}".')
+        try:
+            spec = self.registry.spec(value)  # an alias is checked as the model that answers for it
+        except UnknownModel as exc:
+            raise forms.ValidationError(str(exc)) from None
         reason = self.registry.unavailable_reason(spec)
         if reason:
             raise forms.ValidationError(reason + ". Set it in the server's environment, or choose another model.")
@@ -154,8 +174,9 @@ class RoomForm(forms.ModelForm):
         temperature = cleaned.get("temperature")
         if "model" not in cleaned or temperature is None:
             return cleaned
-        spec = self.registry.models.get(cleaned["model"] or self.registry.default_id())
-        if spec is None:
+        try:
+            spec = self.registry.spec(cleaned["model"] or None)
+        except UnknownModel:
             return cleaned
         if not spec.accepts_temperature:
             self.notes.append(

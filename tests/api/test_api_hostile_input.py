@@ -53,7 +53,7 @@ def test_the_evaluation_endpoint_answers_deep_json_in_its_own_shape(client, key)
 def test_a_lone_surrogate_is_a_400_and_nothing_is_saved(client, key, assistant) -> None:
     raw = '{"instructions": "be brief \\ud800"}'
     envelope(send(client, key, "patch", "/assistant/assistants/books", raw), 400, "lone surrogate")
-    assert Assistant.objects.get(name="books").instructions == ""
+    assert Assistant.objects.get(name="books").instructions is None  # never given, and unchanged
     envelope(send(client, key, "post", "/assistant/assistants", '{"name": "x\\udfff"}'), 400, "lone surrogate")
     chat = '{"messages": [{"role": "user", "content": "hi \\ud800"}]}'
     envelope(send(client, key, "post", "/assistant/chat/books", chat), 400, "lone surrogate")

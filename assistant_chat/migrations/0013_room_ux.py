@@ -46,7 +46,7 @@ def titles_already_chosen(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assistant_chat", "0010_faults_message_queue"),
+        ("assistant_chat", "0012_model_aliases"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,86 @@
+"""The built-in embedder: wordllama's bundled `l2_supercat_256` weights, no network, no key.
+
+The weights (about 16 MB, 256 dimensions) ship inside the wordllama wheel. Its loader looks for the bundled
+tokenizer in the wrong folder and would then download it, so it is pointed at the installed package's own folder
+with downloads disabled: nothing is fetched at run time. Imports nothing from Django.
+
+The model is a bag of static token embeddings, averaged. Tokenizing was most of its cost (about 0.6 s per 1,000
+chunks against 0.1 s for the averaging), and its tokenizer (BPE after a `▁` per space, no pre-tokenizer) never
+merges across a word boundary, so each whitespace-separated word's token ids are cached per process and only new
+words are tokenized. The one difference from wordllama's own `embed`: a line break counts as a space.
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import Embedder, normalise_rows
+
+_lock = threading.Lock()
+_model: Any = None  # one load per process: the matrix is 16 MB and loading takes ~0.2 s
+_word_ids: dict[str, list[int]] = {}  # a word's token ids; emptied when it grows past the bound
+WORD_CACHE_MAX = 300_000  # about 30 MB
+
+
+def _load() -> Any:
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                import wordllama  # imported lazily: processes that never embed offline don't pay for it
+                from wordllama import WordLlama
+
+                model = WordLlama.load(
+                    config="l2_supercat", dim=256, cache_dir=Path(wordllama.__file__).parent, disable_download=True
+                )
+                model.tokenizer.no_padding()  # words are tokenized one by one: padding would only cost
+                _model = model
+    return _model
+
+
+def _token_ids(model: Any, words: list[list[str]]) -> None:
+    """Tokenize, in one batch, the words not cached yet."""
+    missing = {word for text in words for word in text if word not in _word_ids}
+    if not missing:
+        return
+    if len(_word_ids) + len(missing) > WORD_CACHE_MAX:
+        _word_ids.clear()
+    fresh = list(missing)
+    vocabulary = model.embedding.shape[0]
+    for word, encoding in zip(fresh, model.tokenizer.encode_batch(fresh, add_special_tokens=False), strict=True):
+        _word_ids[word] = [min(max(i, 0), vocabulary - 1) for i in encoding.ids]
+
+
+class OfflineEmbedder(Embedder):
+    """Average-pooled static token embeddings: tens of thousands of sentences a second on one core."""
+
+    model = "offline"
+    dimensions = 256
+    # Tokens past this many are ignored: padding every text of a batch to a 50,000-token outlier costs memory.
+    max_chars = 20_000
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Rows are L2-normalised float32 (an empty text is a zero row), shape (len(texts), 256)."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        model = _load()
+        words = [text[: self.max_chars].split() for text in texts]
+        _token_ids(model, words)
+        table = model.embedding
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        lookup = _word_ids.__getitem__
+        for row, text in enumerate(words):
+            try:
+                ids = np.fromiter(chain.from_iterable(map(lookup, text)), dtype=np.int64)
+            except KeyError:  # a word dropped by a concurrent clear: tokenize this text's words again
+                _token_ids(model, [text])
+                ids = np.fromiter(chain.from_iterable(map(_word_ids.__getitem__, text)), dtype=np.int64)
+            if len(ids):
+                # Gathered per text: a few hundred rows stay in cache (a whole batch's would not).
+                out[row] = table[ids].mean(axis=0)
+        return normalise_rows(out)

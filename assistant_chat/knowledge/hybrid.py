@@ -1,0 +1,100 @@
+"""Hybrid ranking: lexical (search.py) and dense (vectors.py) candidates fused by reciprocal rank fusion.
+
+Called by retrieval.py, which serves `context`, chat and rooms alike. A question is embedded with the model the
+assistant's vectors were made with (`Assistant.embedded_with`). If embedding the question fails (a provider
+down), the lexical ranking is used alone and the failure is logged: a question is never lost to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection
+from typing import Literal
+
+from django.db import connection
+
+from ..embedders.base import EmbeddingError
+from ..models import Assistant
+from .embedding import query_vector
+from .search import Hit, search_chunks
+from .vectors import vector_search
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "lexical", "dense"]
+# RRF's constant (Cormack et al. 2009): a rank's weight is 1 / (K + rank); 60 is the paper's and everyone's.
+RRF_K = 60
+# Nearest neighbours always exist, relevant or not. A chunk found by meaning alone is kept only when it is at least
+# this fraction as similar as the best one, so a question does not pull unrelated passages into the prompt.
+DENSE_RELATIVE_FLOOR = 0.5
+
+
+def search(
+    *, assistant: Assistant, query: str, file_pks: Collection[int] | None = None, limit: int = 16, mode: Mode = "hybrid"
+) -> list[Hit]:
+    """The best `limit` chunks for `query`, best first, under the file set of a filter (None: all files)."""
+    if limit <= 0 or (file_pks is not None and not file_pks) or not query.strip():
+        return []
+    lexical = (
+        [] if mode == "dense" else search_chunks(assistant_id=assistant.pk, query=query, file_pks=file_pks, limit=limit)
+    )
+    if mode == "lexical":
+        return lexical
+    try:
+        vector = query_vector(assistant.embedded_with, query)
+    except EmbeddingError:
+        logger.warning(
+            "embedding a question for assistant %s failed; lexical ranking only", assistant.pk, exc_info=True
+        )
+        return lexical
+    dense = vector_search(
+        assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
+    )
+    if mode == "dense":
+        rows = _chunks([hit.chunk_id for hit in dense])
+        return [_hit(rows[hit.chunk_id], max(hit.similarity, 0.0)) for hit in dense if hit.chunk_id in rows]
+    if dense:
+        floor = max(dense[0].similarity, 0.0) * DENSE_RELATIVE_FLOOR  # nothing at or below 0 is related
+        lexical_ids = {hit.chunk_id for hit in lexical}
+        dense = [
+            hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
+        ]
+    return fuse(lexical, dense, limit)
+
+
+def fuse(lexical: list[Hit], dense: list, limit: int) -> list[Hit]:
+    """Reciprocal rank fusion. Scores are scaled so a chunk first in both lists scores 1.0."""
+    fused: dict[int, float] = {}
+    for ranking in (lexical, dense):
+        for rank, hit in enumerate(ranking):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:limit]
+    known = {hit.chunk_id: hit for hit in lexical}
+    rows = _chunks([chunk_id for chunk_id in best if chunk_id not in known])
+    top = 2.0 / (RRF_K + 1)
+    hits = []
+    for chunk_id in best:
+        base = known.get(chunk_id) or (_hit(rows[chunk_id], 0.0) if chunk_id in rows else None)
+        if base is not None:
+            hits.append(
+                Hit(base.chunk_id, base.file_pk, base.ordinal, base.text, base.pages, round(fused[chunk_id] / top, 6))
+            )
+    return hits
+
+
+def _chunks(chunk_ids: list[int]) -> dict[int, tuple]:
+    if not chunk_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, file_id, ordinal, text, pages FROM assistant_chat_chunk "  # noqa: S608
+            f"WHERE id IN ({','.join(['%s'] * len(chunk_ids))})",
+            chunk_ids,
+        )
+        return {row[0]: row for row in cursor.fetchall()}
+
+
+def _hit(row: tuple, score: float) -> Hit:
+    pages = json.loads(row[4]) if isinstance(row[4], str) else row[4]
+    return Hit(row[0], row[1], row[2], row[3], list(pages or []), round(score, 6))

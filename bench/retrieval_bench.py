@@ -1,0 +1,206 @@
+"""Retrieval quality benchmark: lexical, dense and hybrid ranking on held-out documents and questions.
+
+    .venv/bin/python bench/retrieval_bench.py                      # SQLite and PostgreSQL, in one run
+    .venv/bin/python bench/retrieval_bench.py --engines sqlite
+
+Reads bench/retrieval_data/ (format in its README: documents, manifest metadata, questions with the answering file
+and passage, labelled `paraphrased` or `reuses_words`). Each engine, in its own process on a fresh database,
+ingests every document through the real pipeline (`services.file_upload`: parse, chunk, embed with the offline
+model, index), then asks every question three ways through `knowledge.hybrid.search` (top 10 chunks): words only,
+meaning only, and both fused (what `context`, chat and rooms use). A chunk is a hit when it comes from the
+question's file and holds the passage, or the start or end of it (a passage across a chunk boundary). Reports hit@1,
+hit@5 and MRR@10 per kind of question. The data is held out: nothing here is tuned on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / "retrieval_data"
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+MODES = ("lexical", "dense", "hybrid")
+KINDS = ("paraphrased", "reuses_words")
+DEPTH = 10
+CANDIDATES = 32  # what retrieve() asks hybrid search for (top_k 16, doubled)
+EDGE = 60  # characters of a passage's start or end that mark a chunk overlapping it
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def is_hit(chunk_text: str, passage: str) -> bool:
+    text = normalise(chunk_text)
+    return passage in text or passage[:EDGE] in text or passage[-EDGE:] in text
+
+
+def run_engine(engine: str) -> dict:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from assistant_chat import services
+    from assistant_chat.knowledge import hybrid
+    from assistant_chat.models import File
+
+    manifest = {entry["file"]: entry.get("metadata", {}) for entry in json.loads((DATA / "manifest.json").read_text())}
+    questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines() if line.strip()]
+    assistant = services.assistant_create(name="retrieval-bench")
+    started = time.perf_counter()
+    for name, metadata in sorted(manifest.items()):
+        data = (DATA / "docs" / name).read_bytes()
+        status = services.file_upload(assistant=assistant, name=name, data=data, metadata=metadata)[2].result()
+        assert status == "Available", (name, status)
+    ingest_seconds = time.perf_counter() - started
+    names = dict(File.objects.filter(assistant=assistant).values_list("pk", "name"))
+
+    per_question = []
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for question in questions:
+        passage = normalise(question["passage"])
+        ranks = {}
+        for mode in MODES:
+            t0 = time.perf_counter()
+            # As retrieval asks (twice top_k candidates, fused), then the first DEPTH are scored.
+            hits = hybrid.search(assistant=assistant, query=question["question"], limit=CANDIDATES, mode=mode)[:DEPTH]
+            times[mode].append((time.perf_counter() - t0) * 1000)
+            ranks[mode] = next(
+                (
+                    rank
+                    for rank, hit in enumerate(hits, start=1)
+                    if names.get(hit.file_pk) == question["file"] and is_hit(hit.text, passage)
+                ),
+                None,
+            )
+        per_question.append({"id": question["id"], "kind": question["kind"], "ranks": ranks})
+    return {
+        "engine": engine,
+        "documents": len(manifest),
+        "questions": len(questions),
+        "ingest_seconds": ingest_seconds,
+        "per_question": per_question,
+        "p50_ms": {mode: statistics.median(values) for mode, values in times.items()},
+    }
+
+
+def scores(rows: list[dict], mode: str) -> dict:
+    ranks = [row["ranks"][mode] for row in rows]
+    n = len(ranks)
+    return {
+        "n": n,
+        "hit1": sum(1 for r in ranks if r is not None and r <= 1) / n,
+        "hit5": sum(1 for r in ranks if r is not None and r <= 5) / n,
+        "mrr10": sum(1 / r for r in ranks if r is not None and r <= DEPTH) / n,
+    }
+
+
+def print_markdown(reports: list[dict]) -> None:
+    print("\n### Retrieval quality (top 10 chunks; held-out questions)\n")
+    print("| engine | questions | ranking | n | hit@1 | hit@5 | MRR@10 |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    verdicts = []
+    for report in reports:
+        for kind in (*KINDS, "all"):
+            rows = [r for r in report["per_question"] if kind == "all" or r["kind"] == kind]
+            figures = {}
+            for mode in MODES:
+                s = figures[mode] = scores(rows, mode)
+                print(
+                    f"| {report['engine']} | {kind} | {mode} | {s['n']} | {s['hit1']:.3f} | {s['hit5']:.3f} "
+                    f"| {s['mrr10']:.3f} |"
+                )
+            if kind == "paraphrased":
+                met = figures["hybrid"]["hit5"] >= 0.9
+                verdicts.append(
+                    f"{report['engine']}: hybrid hit@5 on paraphrased questions {figures['hybrid']['hit5']:.3f} "
+                    f"(target >= 0.9: {'met' if met else 'NOT met'})"
+                )
+            if kind == "reuses_words":
+                ok = all(figures["hybrid"][k] >= figures["lexical"][k] for k in ("hit1", "hit5", "mrr10"))
+                verdicts.append(
+                    f"{report['engine']}: hybrid vs lexical on reuses-words questions, hit@1/hit@5/MRR@10 "
+                    + ", ".join(
+                        f"{figures['hybrid'][k]:.3f} vs {figures['lexical'][k]:.3f}" for k in ("hit1", "hit5", "mrr10")
+                    )
+                    + f" (never below lexical: {'met' if ok else 'NOT met'})"
+                )
+    print()
+    for report in reports:
+        p50 = ", ".join(f"{mode} {ms:.2f} ms" for mode, ms in report["p50_ms"].items())
+        print(
+            f"- {report['engine']}: {report['documents']} documents ingested in {report['ingest_seconds']:.1f} s; "
+            f"{report['questions']} questions; search p50 {p50}"
+        )
+    for verdict in verdicts:
+        print(f"- {verdict}")
+
+
+def child(args: argparse.Namespace) -> None:
+    print(json.dumps(run_engine(args.engine)))
+
+
+def parent(args: argparse.Namespace) -> None:
+    reports = []
+    for engine in args.engines.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "JOBS_MODE": "immediate"}
+            env.pop("DATABASE_URL", None)
+            database = None
+            if engine == "postgres":
+                import psycopg
+
+                database = f"chat_retrieval_{os.getpid()}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+                    conn.execute(f'CREATE DATABASE "{database}"')
+                env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+            try:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", "--engine", engine],
+                    env=env,
+                    cwd=ROOT,
+                    check=True,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ).stdout
+            finally:
+                if database:
+                    import psycopg
+
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    print_markdown(reports)
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--json", help="also write every question's ranks to this file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        child(args)
+    else:
+        parent(args)
+
+
+if __name__ == "__main__":
+    main()

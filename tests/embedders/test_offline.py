@@ -1,0 +1,53 @@
+"""The built-in embedder: bundled weights, no network, the interface the offline chat model builds on."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from assistant_chat.embedders.offline import OfflineEmbedder
+
+
+def test_rows_are_normalised_float32_of_256_dimensions() -> None:
+    embedder = OfflineEmbedder()
+    assert embedder.model == "offline" and embedder.dimensions == 256
+    matrix = embedder.embed(["Pets are not permitted on company premises.", "The quarterly revenue grew 5%."])
+    assert matrix.shape == (2, 256) and matrix.dtype == np.float32
+    assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input_and_empty_text() -> None:
+    embedder = OfflineEmbedder()
+    assert embedder.embed([]).shape == (0, 256)
+    empty = embedder.embed([""])
+    assert empty.shape == (1, 256) and not np.isnan(empty).any()
+
+
+def test_same_text_same_vector_whatever_its_batch() -> None:
+    embedder = OfflineEmbedder()
+    alone = embedder.embed(["Bees dance to show where flowers are."])[0]
+    batched = embedder.embed(["A much longer neighbour " * 50, "Bees dance to show where flowers are."])[1]
+    assert np.allclose(alone, batched, atol=1e-5)
+    assert np.allclose(embedder.embed_query("Bees dance to show where flowers are."), alone, atol=1e-5)
+
+
+def test_meaning_is_closer_than_unrelated_text() -> None:
+    embedder = OfflineEmbedder()
+    question, policy, other = embedder.embed(
+        ["Can I bring my dog to the office?", "Pets are not permitted on company premises.", "Volcanoes erupt lava."]
+    )
+    assert question @ policy > question @ other
+
+
+def test_loads_with_the_network_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant_chat.embedders import offline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the offline embedder tried to open a network connection")
+
+    monkeypatch.setattr(offline, "_model", None)  # force a fresh load from the package folder
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert OfflineEmbedder().embed(["otters"]).shape == (1, 256)

@@ -1,0 +1,136 @@
+"""The vector index on PostgreSQL with pgvector: HNSW with iterative scans under a filter, the exact fallback,
+ingestion's binary COPY and hybrid search. Runs `manage.py` against a database of its own (migrated from empty),
+since the unit tests' Django connection is SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support import servers
+from tests.support.servers import require
+
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import json
+import numpy as np
+from django.db import connection
+from assistant_chat import services
+from assistant_chat.knowledge import vectors
+from assistant_chat.knowledge.hybrid import search
+from assistant_chat.models import Assistant, Chunk, ChunkVector, File
+
+out = {}
+assistant = Assistant.objects.create(name="pg")
+files = [File.objects.create(assistant=assistant, name=f"f{i}.txt", kind="txt", status="Available") for i in range(40)]
+chunks = Chunk.objects.bulk_create(
+    [Chunk(file=f, assistant=assistant, ordinal=o, text=f"chunk {o}") for f in files for o in range(50)]
+)
+rng = np.random.default_rng(7)
+matrix = rng.standard_normal((len(chunks), 256)).astype(np.float32)
+matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+vectors.vectors_write(model="offline", rows=[(c.pk, assistant.pk, c.file_id) for c in chunks], matrix=matrix)
+stored = ChunkVector.objects.filter(assistant=assistant).count()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT embedding::text FROM assistant_chat_chunkvector WHERE chunk_id = %s", [chunks[5].pk])
+    first = np.asarray(json.loads(cursor.fetchone()[0]), dtype=np.float32)
+    cursor.execute("ANALYZE assistant_chat_chunkvector")
+out["stored"] = stored
+out["roundtrip"] = bool(np.allclose(first, matrix[5], atol=1e-6))
+
+query = matrix[0]  # a chunk of file 0; the filter asks for file 37, far from it
+target = files[37].pk
+in_target = [i for i, c in enumerate(chunks) if c.file_id == target]
+exact = sorted(in_target, key=lambda i: -float(matrix[i] @ query))[:10]
+expected = [chunks[i].pk for i in exact]
+
+
+def run(**overrides):
+    saved = {name: getattr(vectors, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(vectors, name, value)
+    try:
+        hits = vectors.vector_search(assistant_id=assistant.pk, model="offline", query=query, file_pks={target}, limit=10)
+    finally:
+        for name, value in saved.items():
+            setattr(vectors, name, value)
+    return [h.chunk_id for h in hits], sorted({h.file_pk for h in hits})
+
+
+out["hnsw"] = run(EXACT_BELOW=0)                              # iterative scan inside the index
+out["starved_then_exact"] = run(EXACT_BELOW=0, HNSW_MAX_SCAN_TUPLES=1)  # the scan gives up; exact fills in
+out["exact"] = run()                                          # 50 chunks: exact from the start
+out["expected"] = expected
+out["target"] = target
+unfiltered = vectors.vector_search(assistant_id=assistant.pk, model="offline", query=query, limit=5)
+out["unfiltered_first"] = unfiltered[0].chunk_id
+out["chunk0"] = chunks[0].pk
+
+with connection.cursor() as cursor:
+    cursor.execute("SET enable_seqscan = off")
+    cursor.execute(
+        "EXPLAIN SELECT chunk_id FROM assistant_chat_chunkvector v WHERE v.assistant_id = %s AND v.model = 'offline' "
+        "AND v.dimensions = 256 ORDER BY v.embedding::vector(256) <#> %s::vector(256) LIMIT 10",
+        [assistant.pk, "[" + ",".join(str(x) for x in query.tolist()) + "]"],
+    )
+    out["plan"] = "\n".join(row[0] for row in cursor.fetchall())
+
+handbook = services.assistant_create(name="handbook")
+for name, data in [
+    ("pets.txt", b"Pets are not permitted on company premises. Guide animals are the only exception."),
+    ("parking.txt", b"Staff may park in the north lot after obtaining a permit from reception."),
+]:
+    services.file_upload(assistant=handbook, name=name, data=data)[2].result(timeout=60)
+hits = search(assistant=handbook, query="Can I bring my dog to work?")
+out["paraphrase"] = File.objects.get(pk=hits[0].file_pk).name
+out["lexical"] = len(search(assistant=handbook, query="Can I bring my dog to work?", mode="lexical"))
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def database_url():
+    require(servers.postgres_available())
+    url = servers.create_postgres_database()
+    yield url
+    servers.drop_postgres_database(url)
+
+
+def manage(database_url: str, *args: str) -> str:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SECRET_KEY": "test-" + uuid.uuid4().hex,
+        "JOBS_MODE": "immediate",
+        "REDIS_URL": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_pgvector_search_filters_inside_the_index_and_never_starves(database_url: str) -> None:
+    manage(database_url, "migrate", "--no-input")
+    out = manage(database_url, "shell", "-c", SCRIPT)
+    result = json.loads(out.split("RESULT ", 1)[1])
+    assert result["stored"] == 2000 and result["roundtrip"]
+    for path in ("hnsw", "starved_then_exact", "exact"):
+        ids, files = result[path]
+        assert len(ids) == 10, path  # a filter matching 50 of 2,000 chunks still gives k results
+        assert files == [result["target"]], path
+    assert result["exact"][0] == result["expected"]
+    assert result["starved_then_exact"][0] == result["expected"]
+    assert len(set(result["hnsw"][0]) & set(result["expected"])) >= 8  # approximate, but close
+    assert result["unfiltered_first"] == result["chunk0"]
+    assert "assistant_chat_chunkvector_hnsw_256" in result["plan"]
+    assert result["paraphrase"] == "pets.txt" and result["lexical"] == 0

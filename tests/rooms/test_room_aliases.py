@@ -1,0 +1,48 @@
+"""A room whose model is an alias is answered by the alias's target, and the saved answer names that model."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant_chat import services
+from assistant_chat.models import Message, ModelAlias
+from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_room_on_an_aliased_model_names_the_model_that_answered(settings):
+    settings.OPENAI_API_KEY = ""
+    alice = await adb(make_user)("alice")
+    assistant = await adb(make_assistant)()
+    room = await adb(make_room)("lab", assistant, [alice])
+    room.model = "gpt-4o"
+    await adb(room.save)()
+    await adb(ModelAlias.objects.create)(alias="gpt-4o", target="offline")
+    conversation = await adb(services.conversation_create)(room=room, user=alice, title="Q")
+    socket = Socket(alice, "lab")
+    assert await socket.connect()
+    await socket.send({"type": "message.send", "conversation_id": conversation.pk, "content": "How do otters eat?"})
+    done = await socket.until("assistant.done")
+    assert done["message"]["status"] == "complete", done
+    assert done["message"]["model"] == "offline"
+    saved = await adb(Message.objects.get)(pk=done["message"]["id"])
+    assert saved.model == "offline"
+    await socket.close()
+
+
+async def test_a_room_on_a_broken_alias_fails_the_turn_saying_why(settings):
+    settings.OPENAI_API_KEY = ""
+    alice = await adb(make_user)("alice")
+    assistant = await adb(make_assistant)()
+    room = await adb(make_room)("lab", assistant, [alice])
+    room.model = "gpt-4o"
+    await adb(room.save)()
+    await adb(ModelAlias.objects.create)(alias="gpt-4o", target="llama-removed")
+    conversation = await adb(services.conversation_create)(room=room, user=alice, title="Q")
+    socket = Socket(alice, "lab")
+    assert await socket.connect()
+    await socket.send({"type": "message.send", "conversation_id": conversation.pk, "content": "Hello?"})
+    error = await socket.until("assistant.error")
+    assert 'points to "llama-removed"' in error["message"]["error"]
+    await socket.close()

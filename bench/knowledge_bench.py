@@ -27,14 +27,10 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+from engine_runs import ROOT, run_child, setup_django
 
 
 def vocabulary(rng: random.Random, size: int = 30000) -> list[str]:
@@ -110,14 +106,9 @@ def query_tokenizer(connection, query_terms):
 
 
 def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    setup_django()
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     from assistant_chat import services
     from assistant_chat.embedders.offline import OfflineEmbedder
     from assistant_chat.knowledge import embedding, hybrid, retrieval, vectors
@@ -327,44 +318,8 @@ def parent(args: argparse.Namespace) -> None:
     reports = []
     load_before = os.getloadavg()  # the machine is shared: a loaded one makes every figure slower
     for engine in args.engines.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "JOBS_MODE": "immediate"}
-            env.pop("DATABASE_URL", None)
-            database = None
-            if engine == "postgres":
-                import psycopg
-
-                database = f"chat_bench_{os.getpid()}"
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
-                    conn.execute(f'CREATE DATABASE "{database}"')
-                env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-            try:
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        "--engine",
-                        engine,
-                        "--sizes",
-                        args.sizes,
-                        "--queries",
-                        str(args.queries),
-                    ],
-                    env=env,
-                    cwd=ROOT,
-                    check=True,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                ).stdout
-            finally:
-                if database:
-                    import psycopg
-
-                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            reports.append(json.loads(out.strip().splitlines()[-1]))
+        child_args = ["--sizes", args.sizes, "--queries", str(args.queries)]
+        reports.append(run_child(__file__, engine, child_args, "chat_bench"))
     print_markdown(reports)
     print(f"\nLoad average (1 min) at start {load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f}.")
 

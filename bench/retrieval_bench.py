@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from engine_runs import ROOT, run_child, setup_django
+
 DATA = ROOT / "bench" / "retrieval_data"
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MODES = ("lexical", "dense", "hybrid")
 KINDS = ("paraphrased", "reuses_words")
 DEPTH = 10
@@ -45,13 +42,7 @@ def is_hit(chunk_text: str, passage: str) -> bool:
 
 
 def run_engine(engine: str) -> dict:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_django()
     from assistant_chat import services
     from assistant_chat.knowledge import hybrid
     from assistant_chat.models import File
@@ -155,34 +146,7 @@ def child(args: argparse.Namespace) -> None:
 def parent(args: argparse.Namespace) -> None:
     reports = []
     for engine in args.engines.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "CHAT_VAR_DIR": tmp, "DJANGO_SECRET_KEY": "bench", "JOBS_MODE": "immediate"}
-            env.pop("DATABASE_URL", None)
-            database = None
-            if engine == "postgres":
-                import psycopg
-
-                database = f"chat_retrieval_{os.getpid()}"
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
-                    conn.execute(f'CREATE DATABASE "{database}"')
-                env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-            try:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", "--engine", engine],
-                    env=env,
-                    cwd=ROOT,
-                    check=True,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                ).stdout
-            finally:
-                if database:
-                    import psycopg
-
-                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            reports.append(json.loads(out.strip().splitlines()[-1]))
+        reports.append(run_child(__file__, engine, [], "chat_retrieval"))
     print_markdown(reports)
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))

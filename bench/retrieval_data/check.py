@@ -8,6 +8,7 @@ lower than reuses_words).
 
 Usage: python3 bench/retrieval_data/check.py
 """
+
 import json
 import re
 import sys
@@ -19,14 +20,16 @@ MIN_DOCS, MIN_QUESTIONS = 40, 150
 KINDS = ("paraphrased", "reuses_words")
 
 # A small stop list: overlap is meant to count content words only.
-STOP = set("""
+STOP = set(
+    """
 a about above after again against all am an and any are as at be because been before being below between both but by
 can could did do does doing down during each few for from further had has have having he her here hers him his how i
 if in into is it its itself just me more most my no nor not now of off on once only or other our ours out over own
 same she should so some such than that the their theirs them then there these they this those through to too under
 until up very was we were what when where which while who whom why will with would you your yours yourself s t
 get got go goes going one ones many much may might must also there's it's i'm i've can't don't does doesn't
-""".split())
+""".split()
+)
 
 
 def content_words(text):
@@ -101,9 +104,11 @@ def main():
     for name in sorted(set(listed) - docs_with_q):
         errors.append(f"{name}: no questions")
 
-    print(f"documents: {len(listed)} ({sum(n.endswith('.md') for n in listed)} .md, "
-          f"{sum(n.endswith('.txt') for n in listed)} .txt), "
-          f"words: {sum(len(t.split()) for t in listed.values())}")
+    print(
+        f"documents: {len(listed)} ({sum(n.endswith('.md') for n in listed)} .md, "
+        f"{sum(n.endswith('.txt') for n in listed)} .txt), "
+        f"words: {sum(len(t.split()) for t in listed.values())}"
+    )
     print(f"questions: {len(questions)}")
     for kind, values in per_kind.items():
         share = len(values) / len(questions) if questions else 0

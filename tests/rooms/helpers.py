@@ -38,6 +38,16 @@ def make_room(slug: str, assistant: Assistant, members: list[Any], **fields: Any
     return room
 
 
+def make_world(title: str = "Questions") -> dict[str, Any]:
+    """alice and bob in room `lab`, carol alone in room `other` (both on one assistant), and alice's conversation."""
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    assistant = make_assistant()
+    room = make_room("lab", assistant, [alice, bob])
+    other = make_room("other", assistant, [carol])
+    conversation = services.conversation_create(room=room, user=alice, title=title)
+    return {"alice": alice, "bob": bob, "carol": carol, "room": room, "other": other, "conversation": conversation}
+
+
 def register_upstream(url: str, model_id: str = "replay") -> str:
     ModelEndpoint.objects.create(model_id=model_id, base_url=f"{url}/v1", upstream_model="up")
     return model_id

@@ -8,22 +8,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from assistant_chat import services
 from assistant_chat.models import Conversation, Message
 from tests.providers.replay_server import ReplayServer, Reply
-from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user, openai_stream, register_upstream
+from tests.rooms.helpers import Socket, adb, make_world, openai_stream, register_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def world():
-    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    assistant = make_assistant()
-    room = make_room("lab", assistant, [alice, bob])
-    other = make_room("other", assistant, [carol])
-    conversation = services.conversation_create(room=room, user=alice, title="Questions")
-    return {"alice": alice, "bob": bob, "carol": carol, "room": room, "other": other, "conversation": conversation}
+    return make_world()
 
 
 @contextlib.asynccontextmanager

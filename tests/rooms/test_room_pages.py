@@ -11,19 +11,14 @@ from django.test.utils import CaptureQueriesContext
 
 from assistant_chat import selectors, services
 from assistant_chat.models import Message
-from tests.rooms.helpers import make_assistant, make_room, make_user
+from tests.rooms.helpers import make_user, make_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def world():
-    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    assistant = make_assistant()
-    room = make_room("lab", assistant, [alice, bob])
-    make_room("other", assistant, [carol])
-    conversation = services.conversation_create(room=room, user=alice, title="Long talk")
-    return {"alice": alice, "bob": bob, "carol": carol, "room": room, "conversation": conversation}
+    return make_world("Long talk")
 
 
 def client_for(user) -> Client:

@@ -10,19 +10,14 @@ from assistant_chat import services
 from assistant_chat.models import Conversation, Message, MessageFeedback
 from assistant_chat.rooms import turn_runner
 from tests.providers.replay_server import ReplayServer
-from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_user, openai_stream, register_upstream
+from tests.rooms.helpers import Socket, adb, make_world, openai_stream, register_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def world():
-    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    assistant = make_assistant()
-    room = make_room("lab", assistant, [alice, bob])
-    make_room("other", assistant, [carol])
-    conversation = services.conversation_create(room=room, user=alice, title="Questions")
-    return {"alice": alice, "bob": bob, "carol": carol, "room": room, "conversation": conversation}
+    return make_world()
 
 
 async def members(world, *names: str) -> list[Socket]:

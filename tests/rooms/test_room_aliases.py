@@ -11,17 +11,20 @@ from tests.rooms.helpers import Socket, adb, make_assistant, make_room, make_use
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_a_room_on_an_aliased_model_names_the_model_that_answered(settings):
+async def room_on_alias(settings, target: str):
+    """alice's conversation and connected socket in a room whose model `gpt-4o` is an alias of `target` (no key)."""
     settings.OPENAI_API_KEY = ""
     alice = await adb(make_user)("alice")
-    assistant = await adb(make_assistant)()
-    room = await adb(make_room)("lab", assistant, [alice])
-    room.model = "gpt-4o"
-    await adb(room.save)()
-    await adb(ModelAlias.objects.create)(alias="gpt-4o", target="offline")
+    room = await adb(make_room)("lab", await adb(make_assistant)(), [alice], model="gpt-4o")
+    await adb(ModelAlias.objects.create)(alias="gpt-4o", target=target)
     conversation = await adb(services.conversation_create)(room=room, user=alice, title="Q")
     socket = Socket(alice, "lab")
     assert await socket.connect()
+    return conversation, socket
+
+
+async def test_a_room_on_an_aliased_model_names_the_model_that_answered(settings):
+    conversation, socket = await room_on_alias(settings, "offline")
     await socket.send({"type": "message.send", "conversation_id": conversation.pk, "content": "How do otters eat?"})
     done = await socket.until("assistant.done")
     assert done["message"]["status"] == "complete", done
@@ -32,16 +35,7 @@ async def test_a_room_on_an_aliased_model_names_the_model_that_answered(settings
 
 
 async def test_a_room_on_a_broken_alias_fails_the_turn_saying_why(settings):
-    settings.OPENAI_API_KEY = ""
-    alice = await adb(make_user)("alice")
-    assistant = await adb(make_assistant)()
-    room = await adb(make_room)("lab", assistant, [alice])
-    room.model = "gpt-4o"
-    await adb(room.save)()
-    await adb(ModelAlias.objects.create)(alias="gpt-4o", target="llama-removed")
-    conversation = await adb(services.conversation_create)(room=room, user=alice, title="Q")
-    socket = Socket(alice, "lab")
-    assert await socket.connect()
+    conversation, socket = await room_on_alias(settings, "llama-removed")
     await socket.send({"type": "message.send", "conversation_id": conversation.pk, "content": "Hello?"})
     error = await socket.until("assistant.error")
     assert 'points to "llama-removed"' in error["message"]["error"]

@@ -237,6 +237,9 @@ class BoundedCommandLine(CommandLineInterface):
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m chatsite.server [daphne options] chatsite.asgi:application`."""
+    from assistant_chat.embedders.offline import warm_in_background
+
+    warm_in_background()  # the built-in embedder loads while Daphne starts, not during the first question
     BoundedCommandLine().run(sys.argv[1:] if argv is None else argv)
 
 

@@ -43,6 +43,15 @@ def _load() -> Any:
     return _model
 
 
+def warm_in_background() -> threading.Thread:
+    """Load the model in a daemon thread. A server calls this as it starts: the first embedding in a process pays
+    for the load (0.44 s of CPU measured, later ones 0.3 ms), which would otherwise land in the first question's
+    time to first token, in every server process after every restart."""
+    thread = threading.Thread(target=_load, name="offline-embedder-load", daemon=True)
+    thread.start()
+    return thread
+
+
 def _token_ids(model: Any, words: list[list[str]]) -> None:
     """Tokenize, in one batch, the words not cached yet."""
     missing = {word for text in words for word in text if word not in _word_ids}

@@ -51,3 +51,25 @@ def test_loads_with_the_network_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     assert OfflineEmbedder().embed(["otters"]).shape == (1, 256)
+
+
+def test_warming_loads_the_model_in_a_background_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant_chat.embedders import offline
+
+    monkeypatch.setattr(offline, "_model", None)
+    thread = offline.warm_in_background()
+    assert thread.daemon  # never keeps a stopping server alive
+    thread.join(60)
+    assert offline._model is not None
+    assert OfflineEmbedder().embed(["otters"]).shape == (1, 256)
+
+
+def test_the_server_warms_the_embedder_as_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant_chat.embedders import offline
+    from chatsite import server
+
+    calls: list[str] = []
+    monkeypatch.setattr(offline, "warm_in_background", lambda: calls.append("warm"))
+    monkeypatch.setattr(server.BoundedCommandLine, "run", lambda self, args: calls.append("run"))
+    server.main(["chatsite.asgi:application"])
+    assert calls == ["warm", "run"]

@@ -5,7 +5,7 @@ Channels design (a group and one `group_send` per delta), in one run on one Daph
     .venv/bin/python bench/fanout_bench.py [--members 10,100,500,1000] [--tokens 500] [--rate 100]
                                            [--coalesce-ms 0,40] [--baseline-members 10,100,500,1000]
 
-Setup: Daphne serving `bench.baseline_app:application` (the whole site from `chatsite.asgi` plus the textbook
+Setup: Daphne (as the product runs it, `python -m chatsite.server`) serving `bench.baseline_app:application` (the whole site from `chatsite.asgi` plus the textbook
 consumer at ws/baseline/<slug>/) on its own SQLite database, migrated, in-memory channel layer, with a room whose
 model is a registered endpoint pointing at a local OpenAI-compatible upstream (its own process) that streams
 `--tokens` unique tokens ("t0000 ", "t0001 ", ...) at `--rate` tokens per second on a fixed schedule and records
@@ -338,7 +338,16 @@ class Server:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "bench.baseline_app:application"],
+            [
+                sys.executable,
+                "-m",
+                "chatsite.server",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "bench.baseline_app:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -41,21 +41,41 @@ def is_hit(chunk_text: str, passage: str) -> bool:
     return passage in text or passage[:EDGE] in text or passage[-EDGE:] in text
 
 
-def run_engine(engine: str) -> dict:
-    setup_django()
-    from assistant_chat import services
-    from assistant_chat.knowledge import hybrid
-    from assistant_chat.models import File
+def load_data(data: Path) -> tuple[dict[str, dict], list[dict]]:
+    """A data folder's documents (file name -> metadata) and questions: `manifest.json` and `questions.jsonl`,
+    or several parts (`manifest_*.json`, `questions_*.jsonl`) written by different people."""
+    manifest: dict[str, dict] = {}
+    for path in sorted(data.glob("manifest*.json")):
+        manifest.update({entry["file"]: entry.get("metadata", {}) for entry in json.loads(path.read_text())})
+    questions = [
+        json.loads(line)
+        for path in sorted(data.glob("questions*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return manifest, questions
 
-    manifest = {entry["file"]: entry.get("metadata", {}) for entry in json.loads((DATA / "manifest.json").read_text())}
-    questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines() if line.strip()]
+
+def ingest(data: Path, manifest: dict[str, dict]):  # type: ignore[no-untyped-def]
+    """A new assistant holding every document of `data`, ingested through the real pipeline; and the seconds."""
+    from assistant_chat import services
+
     assistant = services.assistant_create(name="retrieval-bench")
     started = time.perf_counter()
     for name, metadata in sorted(manifest.items()):
-        data = (DATA / "docs" / name).read_bytes()
-        status = services.file_upload(assistant=assistant, name=name, data=data, metadata=metadata)[2].result()
+        payload = (data / "docs" / name).read_bytes()
+        status = services.file_upload(assistant=assistant, name=name, data=payload, metadata=metadata)[2].result()
         assert status == "Available", (name, status)
-    ingest_seconds = time.perf_counter() - started
+    return assistant, time.perf_counter() - started
+
+
+def run_engine(engine: str, data: Path = DATA) -> dict:
+    setup_django()
+    from assistant_chat.knowledge import hybrid
+    from assistant_chat.models import File
+
+    manifest, questions = load_data(data)
+    assistant, ingest_seconds = ingest(data, manifest)
     names = dict(File.objects.filter(assistant=assistant).values_list("pk", "name"))
 
     per_question = []
@@ -98,8 +118,8 @@ def scores(rows: list[dict], mode: str) -> dict:
     }
 
 
-def print_markdown(reports: list[dict]) -> None:
-    print("\n### Retrieval quality (top 10 chunks; held-out questions)\n")
+def print_markdown(reports: list[dict], label: str = "held-out questions") -> None:
+    print(f"\n### Retrieval quality (top 10 chunks; {label})\n")
     print("| engine | questions | ranking | n | hit@1 | hit@5 | MRR@10 |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     verdicts = []
@@ -140,14 +160,15 @@ def print_markdown(reports: list[dict]) -> None:
 
 
 def child(args: argparse.Namespace) -> None:
-    print(json.dumps(run_engine(args.engine)))
+    print(json.dumps(run_engine(args.engine, Path(args.data))))
 
 
 def parent(args: argparse.Namespace) -> None:
     reports = []
     for engine in args.engines.split(","):
-        reports.append(run_child(__file__, engine, [], "chat_retrieval"))
-    print_markdown(reports)
+        reports.append(run_child(__file__, engine, ["--data", args.data], "chat_retrieval"))
+    data = Path(args.data).resolve()
+    print_markdown(reports, "held-out questions" if data == DATA else f"questions of {data.relative_to(ROOT)}")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
 
@@ -156,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--json", help="also write every question's ranks to this file")
+    parser.add_argument("--data", default=str(DATA), help="the data folder (default: the held-out set)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 from engine_runs import ROOT, run_child, setup_django
 from retrieval_bench import CANDIDATES, DATA, DEPTH, KINDS, ingest, is_hit, load_data, normalise
 
@@ -29,6 +31,7 @@ DEV = ROOT / "bench" / "retrieval_dev"
 
 def run_engine(engine: str, data: Path) -> dict:
     setup_django()
+    from assistant_chat.knowledge import hybrid
     from assistant_chat.knowledge.embedding import query_vector
     from assistant_chat.knowledge.search import search_chunks
     from assistant_chat.knowledge.vectors import vector_search
@@ -57,9 +60,16 @@ def run_engine(engine: str, data: Path) -> dict:
                 "lexical": [[hit.chunk_id, hit.score] for hit in lexical],
                 "dense": [[hit.chunk_id, hit.similarity] for hit in dense],
                 "hits": hits,
+                "question": question["question"],
+                # What hybrid search returns today: the settings in the code, end to end.
+                "product": [
+                    hit.chunk_id
+                    for hit in hybrid.search(assistant=assistant, query=question["question"], limit=CANDIDATES)
+                ],
             }
         )
-    return {"engine": engine, "chunks": len(texts), "rows": rows}
+    wanted = {c for row in rows for c, _ in (*row["lexical"], *row["dense"])}
+    return {"engine": engine, "chunks": len(texts), "rows": rows, "texts": {c: texts[c] for c in wanted}}
 
 
 # Fusion functions over one question's lists. Each returns chunk ids, best first.
@@ -100,6 +110,68 @@ def convex(row: dict, *, alpha: float, floor: float, norm: str) -> list[int]:
     return sorted(fused, key=lambda c: (-fused[c], c))
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+class Passages:
+    """Sentence-level similarity of a question to a chunk: the best sentence (or pair of adjacent sentences), by
+    the offline embedder. A paraphrased question matches one or two sentences, which a chunk's mean dilutes."""
+
+    def __init__(self, texts: dict[tuple[str, int], str]) -> None:
+        from assistant_chat.embedders.offline import OfflineEmbedder
+
+        self.embedder = OfflineEmbedder()
+        self.texts = texts
+        self.units: dict[tuple[str, int], np.ndarray] = {}
+        self.queries: dict[str, np.ndarray] = {}
+
+    def _units(self, chunk_id: tuple[str, int]) -> np.ndarray:
+        if chunk_id not in self.units:
+            sentences = [s for s in _SENTENCE.split(self.texts[chunk_id]) if len(s.split()) >= 3]
+            pairs = [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
+            self.units[chunk_id] = self.embedder.embed(sentences + pairs or [self.texts[chunk_id]])
+        return self.units[chunk_id]
+
+    def similarity(self, question: str, chunk_id: tuple[str, int]) -> float:
+        if question not in self.queries:
+            self.queries[question] = self.embedder.embed_query(question)
+        return float((self._units(chunk_id) @ self.queries[question]).max())
+
+
+def rerank(row: dict, passages: Passages, *, depth: int, weight: float, k: float, base) -> list[int]:  # type: ignore[no-untyped-def]
+    """The first `depth` of a fused order ranked again by RRF of that order and the sentence-level similarity."""
+    order = base(row)
+    head, tail = order[:depth], order[depth:]
+    sims = {c: passages.similarity(row["question"], (row["engine"], c)) for c in head}
+    by_sim = sorted(head, key=lambda c: (-sims[c], c))
+    fused = {c: 1.0 / (k + i + 1) for i, c in enumerate(head)}
+    for i, c in enumerate(by_sim):
+        fused[c] += weight / (k + i + 1)
+    return sorted(head, key=lambda c: (-fused[c], c)) + tail
+
+
+_WORDS = re.compile(r"[^\W_]+")
+
+
+def coverage(question: str, text: str) -> float:
+    """The share of the question's search terms found in `text` (a crude stem: a shared start of 5 letters)."""
+    from assistant_chat.knowledge.search import query_terms
+
+    terms = query_terms(question)
+    words = {w[:5] for w in _WORDS.findall(text.lower())}
+    return sum(1 for t in terms if t[:5] in words) / len(terms) if terms else 0.0
+
+
+def gated(row: dict, texts: dict, *, threshold: float, base) -> list[int]:  # type: ignore[no-untyped-def]
+    """The base order, except that the first lexical hit leads when it holds at least `threshold` of the terms."""
+    order = base(row)
+    if row["lexical"]:
+        first = row["lexical"][0][0]
+        if coverage(row["question"], texts[(row["engine"], first)]) >= threshold:
+            order = [first, *[c for c in order if c != first]]
+    return order
+
+
 def only(row: dict, *, which: str) -> list[int]:
     return [chunk_id for chunk_id, _ in row[which]]
 
@@ -118,10 +190,11 @@ def metrics(rows: list[dict], rank_of) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def settings() -> list[tuple[str, object]]:
+def settings(passages: Passages | None) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [
         ("lexical", lambda row: only(row, which="lexical")),
         ("dense", lambda row: only(row, which="dense")),
+        ("product (hybrid.search as committed)", lambda row: row.get("product", [])),
     ]
     for k, w, floor in itertools.product((10, 30, 60), (0.3, 0.5, 0.7, 1.0, 1.5), (0.0, 0.5, 0.7)):
         found.append(
@@ -134,12 +207,46 @@ def settings() -> list[tuple[str, object]]:
                 lambda row, a=alpha, f=floor, n=norm: convex(row, alpha=a, floor=f, norm=n),
             )
         )
+    if passages is not None:
+        for threshold, (base_k, base_w) in itertools.product(
+            (0.34, 0.4, 0.5, 0.6, 0.75), ((60, 1.0), (10, 0.3), (30, 0.5))
+        ):
+
+            def gate_base(row, bk=base_k, bw=base_w):  # type: ignore[no-untyped-def]
+                return rerank(
+                    row, passages, depth=20, weight=1.0, k=5, base=lambda r: rrf(r, k=bk, w_lexical=bw, floor=0.5)
+                )
+
+            found.append(
+                (
+                    f"rrf k={base_k} w_lex={base_w} floor=0.5 + sentences 20/1.0/5, lexical first at coverage>={threshold}",
+                    lambda row, t=threshold, b=gate_base: gated(row, passages.texts, threshold=t, base=b),
+                )
+            )
+        for base_k, base_w in ((60, 1.0), (30, 0.5), (60, 0.5)):
+
+            def base(row, bk=base_k, bw=base_w):  # type: ignore[no-untyped-def]
+                return rrf(row, k=bk, w_lexical=bw, floor=0.5)
+
+            for depth, weight, k in itertools.product((10, 20), (0.5, 1.0, 2.0), (5, 30)):
+                found.append(
+                    (
+                        f"rrf k={base_k} w_lex={base_w} floor=0.5 + sentences depth={depth} w={weight} k={k}",
+                        lambda row, d=depth, w=weight, kk=k, b=base: rerank(
+                            row, passages, depth=d, weight=w, k=kk, base=b
+                        ),
+                    )
+                )
     return found
 
 
-def report(engines: list[dict], top: int) -> None:
+def report(engines: list[dict], top: int, sentences: bool) -> None:
+    texts = {(e["engine"], int(c)): t for e in engines for c, t in e.get("texts", {}).items()}
+    for result in engines:
+        for row in result["rows"]:
+            row["engine"] = result["engine"]
     table = []
-    for name, rank_of in settings():
+    for name, rank_of in settings(Passages(texts) if sentences else None):
         figures = {}
         for result in engines:
             for kind in KINDS:
@@ -165,9 +272,11 @@ def report(engines: list[dict], top: int) -> None:
     print(f"| setting | ok | {header} |")
     print("| --- | --- |" + " --- |" * (len(engines) * len(KINDS)))
     shown = [
-        row for row in ranked if row[0] in ("lexical", "dense") or row[0].startswith("rrf k=60 w_lex=1.0 floor=0.5")
+        row
+        for row in ranked
+        if row[0] in ("lexical", "dense") or row[0].startswith("product") or row[0] == "rrf k=60 w_lex=1.0 floor=0.5"
     ]
-    rest = [row for row in ranked if row[0] not in ("lexical", "dense")]
+    rest = [row for row in ranked if row[0] not in ("lexical", "dense") and not row[0].startswith("product")]
     shown += [row for row in rest if never_below(row[1])][:top]
     shown += [row for row in rest if not never_below(row[1])][: max(3, top // 4)]
     for name, figures in shown:
@@ -186,6 +295,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--json", help="write (or, with --from-json, read) the collected lists here")
     parser.add_argument("--from-json", action="store_true", help="score the lists saved by an earlier --json run")
+    parser.add_argument("--sentences", action="store_true", help="also score re-ranking by sentence similarity")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,7 +315,7 @@ def main() -> None:
     for result in engines:
         counts = {kind: sum(1 for r in result["rows"] if r["kind"] == kind) for kind in KINDS}
         print(f"- {result['engine']}: {result['chunks']} chunks, questions {counts}")
-    report(engines, args.top)
+    report(engines, args.top, args.sentences)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ class Embedder:
 
     model: str = ""
     dimensions: int = 0
+    # Runs in this process, cheaply enough to embed a question's candidate sentences (search re-ranks with it).
+    local: bool = False
 
     def embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError

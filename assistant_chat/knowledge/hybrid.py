@@ -1,4 +1,5 @@
-"""Hybrid ranking: lexical (search.py) and dense (vectors.py) candidates fused by reciprocal rank fusion.
+"""Hybrid ranking: lexical (search.py) and dense (vectors.py) candidates fused by reciprocal rank fusion, then
+ranked again by their best sentence and by the question's words (rerank.py).
 
 Called by retrieval.py, which serves `context`, chat and rooms alike. A question is embedded with the model the
 assistant's vectors were made with (`Assistant.embedded_with`). If embedding the question fails (a provider
@@ -16,7 +17,8 @@ from django.db import connection
 
 from ..embedders.base import EmbeddingError
 from ..models import Assistant
-from .embedding import query_vector
+from . import rerank
+from .embedding import embedder_for, query_vector
 from .search import Hit, search_chunks
 from .vectors import vector_search
 
@@ -60,7 +62,14 @@ def search(
         dense = [
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
-    return fuse(lexical, dense, limit)
+    hits = fuse(lexical, dense, limit)
+    embedder = embedder_for(assistant.embedded_with)
+    if embedder.local:
+        hits = rerank.by_sentences(embedder, vector, hits)
+    hits = rerank.lexical_lead(query, lexical, hits)
+    # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.
+    scores = sorted((hit.score for hit in hits), reverse=True)
+    return [Hit(h.chunk_id, h.file_pk, h.ordinal, h.text, h.pages, s) for h, s in zip(hits, scores, strict=True)]
 
 
 def fuse(lexical: list[Hit], dense: list, limit: int) -> list[Hit]:

@@ -262,16 +262,43 @@ def _search_postgresql(assistant_id: int, terms: list[str], file_pks: Collection
                 for term in terms
             }
             terms = _within_budget(terms, frequency, PG_POSTINGS_BUDGET)
-        # Terms are letters and digits only, so they carry no tsquery operators; '|' makes any term enough.
-        sql = (
-            "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, ts_rank_cd(c.search_vector, q, 1) AS rank "
-            "FROM assistant_chat_chunk c, to_tsquery('english', %s) q "
-            f"WHERE c.search_vector @@ q AND c.assistant_id = %s{file_sql} "
-            "ORDER BY rank DESC, c.id LIMIT %s"
-        )
-        cursor.execute(sql, [" | ".join(terms), assistant_id, *file_params, limit])
-        found = cursor.fetchall()
+        found = _pg_ranked(cursor, assistant_id, terms, file_sql, file_params, rows, limit)
     return [_hit(row, float(row[5]) * 10.0) for row in found]
+
+
+def _pg_ranked(
+    cursor, assistant_id: int, terms: list[str], file_sql: str, file_params: list[int], rows: float, limit: int
+):  # type: ignore[no-untyped-def]
+    """BM25's shape in SQL: each term's saturating frequency (`ts_rank` of that term alone, length-normalised)
+    weighted by its IDF, summed. `ts_rank_cd` over the whole query, used before, weighs every term alike, so a
+    common word counted as much as the rare one that names the answer. A term's document count is counted among
+    the candidates, which hold every chunk with any term (the query is their OR), within the filter."""
+    # Terms are letters and digits only, so they carry no tsquery operators; '|' makes any term enough.
+    per_term = ", ".join(
+        f"ts_rank(v, to_tsquery('english', %s), 1) AS r{i}, "
+        f"count(*) FILTER (WHERE v @@ to_tsquery('english', %s)) OVER () AS d{i}"
+        for i in range(len(terms))
+    )
+    if rows <= 0:  # no statistics yet (a new database): count the assistant's chunks
+        cursor.execute("SELECT count(*) FROM assistant_chat_chunk WHERE assistant_id = %s", [assistant_id])
+        rows = float(cursor.fetchone()[0])
+    # IDF as in BM25 (Robertson-Sparck Jones, plus one so it stays positive) over the collection's size.
+    size = f"{max(rows, 1.0):.1f}::float8"
+    score = " + ".join(f"ln(1 + ({size} - d{i} + 0.5) / (d{i} + 0.5)) * r{i}" for i in range(len(terms)))
+    sql = (
+        "WITH candidates AS MATERIALIZED ("
+        "  SELECT c.id, c.search_vector AS v FROM assistant_chat_chunk c"
+        f"  WHERE c.search_vector @@ to_tsquery('english', %s) AND c.assistant_id = %s{file_sql}"
+        f"), terms AS (SELECT id, {per_term} FROM candidates), "
+        f"ranked AS (SELECT id, {score} AS rank FROM terms ORDER BY rank DESC, id LIMIT %s) "
+        "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, r.rank FROM ranked r "
+        "JOIN assistant_chat_chunk c ON c.id = r.id ORDER BY r.rank DESC, c.id"
+    )
+    params: list = [" | ".join(terms), assistant_id, *file_params]
+    for term in terms:
+        params += [term, term]
+    cursor.execute(sql, [*params, limit])
+    return cursor.fetchall()
 
 
 def _hit(row: tuple, raw_score: float) -> Hit:

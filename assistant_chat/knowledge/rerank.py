@@ -1,0 +1,100 @@
+"""Second-stage ranking of hybrid search's first candidates: by their best sentence, and by the question's words.
+
+A chunk's vector is the mean of about 250 tokens, while a question in other words matches one or two of its
+sentences; the mean dilutes them. So the first `DEPTH` fused candidates are ranked again by reciprocal rank fusion
+of their fused order and their best sentence (or pair of adjacent sentences) by the same embedder. Only for an
+embedder that runs in this process (`Embedder.local`): a provider's would cost a paid round trip per question.
+
+And a question written in the document's own words has its answer where those words stand together: when the
+first words-only hit holds at least `LEXICAL_LEAD_COVERAGE` of the question's terms, it leads. Paraphrased questions
+share few words with any passage, so this rarely fires for them.
+
+The settings were chosen on bench/retrieval_dev with bench/fusion_dev.py (docs/benchmarks.md), never on the held-out
+bench/retrieval_data. Reads only; no Django models, no HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ..embedders.base import Embedder, normalise_rows
+from .search import Hit, query_terms
+
+DEPTH = 20  # fused candidates ranked again by sentences
+SENTENCE_WEIGHT = 1.0  # the sentence ranking's weight beside the fused order's (1.0)
+RERANK_K = 5  # RRF constant of the second stage: a short list, so the top places count
+LEXICAL_LEAD_COVERAGE = 0.5
+STEM = 5  # letters a question's term and a chunk's word must share at their start (a language-free stem)
+MIN_SENTENCE_WORDS = 3  # shorter pieces (a heading, "Yes.") match anything and mean little
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Sentence vectors per chunk text, per process: follow-up questions and busy rooms search the same chunks again.
+_CACHE_SIZE = 4096
+_cache: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+_lock = threading.Lock()
+
+
+def sentences(text: str) -> list[str]:
+    """A chunk's sentences, and each pair of adjacent ones (an answer often spans two)."""
+    pieces = [piece for piece in _SENTENCE.split(text) if len(piece.split()) >= MIN_SENTENCE_WORDS]
+    return pieces + [f"{a} {b}" for a, b in zip(pieces, pieces[1:], strict=False)] or [text]
+
+
+def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
+    keys = [(embedder.model, hit.chunk_id, hit.text) for hit in hits]
+    with _lock:
+        found = {key: _cache[key] for key in keys if key in _cache}
+    missing = [(key, hit) for key, hit in zip(keys, hits, strict=True) if key not in found]
+    if missing:
+        texts = [sentences(hit.text) for _, hit in missing]
+        matrix = normalise_rows(embedder.embed([piece for pieces in texts for piece in pieces]))
+        start = 0
+        with _lock:
+            for (key, _), pieces in zip(missing, texts, strict=True):
+                found[key] = _cache[key] = matrix[start : start + len(pieces)]
+                start += len(pieces)
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return [found[key] for key in keys]
+
+
+def by_sentences(embedder: Embedder, query: np.ndarray, hits: list[Hit]) -> list[Hit]:
+    """The first DEPTH hits ordered by RRF of their order and their best sentence's similarity; the rest after."""
+    head, tail = hits[:DEPTH], hits[DEPTH:]
+    if len(head) < 2:
+        return hits
+    best = [float((units @ query).max()) for units in _units(embedder, head)]
+    by_similarity = sorted(range(len(head)), key=lambda i: (-best[i], i))
+    fused = [1.0 / (RERANK_K + i + 1) for i in range(len(head))]
+    for rank, i in enumerate(by_similarity):
+        fused[i] += SENTENCE_WEIGHT / (RERANK_K + rank + 1)
+    order = sorted(range(len(head)), key=lambda i: (-fused[i], i))
+    return [head[i] for i in order] + tail
+
+
+def coverage(query: str, text: str) -> float:
+    """The share of the question's search terms found in `text`, compared by their first STEM letters."""
+    terms = query_terms(query)
+    if not terms:
+        return 0.0
+    words = {word[:STEM] for word in _WORD.findall(text.lower())}
+    return sum(1 for term in terms if term[:STEM] in words) / len(terms)
+
+
+def lexical_lead(query: str, lexical: list[Hit], hits: list[Hit]) -> list[Hit]:
+    """`hits` with the first words-only hit moved to the top when it holds enough of the question's terms."""
+    if not lexical or not hits or hits[0].chunk_id == lexical[0].chunk_id:
+        return hits
+    first = lexical[0]
+    if coverage(query, first.text) < LEXICAL_LEAD_COVERAGE:
+        return hits
+    lead = next((hit for hit in hits if hit.chunk_id == first.chunk_id), None)
+    if lead is None:  # cut off by the limit: it leads with the score of the list's first
+        lead = Hit(first.chunk_id, first.file_pk, first.ordinal, first.text, first.pages, hits[0].score)
+    return [lead, *[hit for hit in hits if hit.chunk_id != first.chunk_id]][: len(hits)]

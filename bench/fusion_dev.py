@@ -69,7 +69,13 @@ def run_engine(engine: str, data: Path) -> dict:
             }
         )
     wanted = {c for row in rows for c, _ in (*row["lexical"], *row["dense"])}
-    return {"engine": engine, "chunks": len(texts), "rows": rows, "texts": {c: texts[c] for c in wanted}}
+    return {
+        "engine": engine,
+        "chunks": len(texts),
+        "rows": rows,
+        "texts": {c: texts[c] for c in wanted},
+        "files": {c: files[c] for c in wanted},
+    }
 
 
 # Fusion functions over one question's lists. Each returns chunk ids, best first.

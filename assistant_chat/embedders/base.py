@@ -48,3 +48,19 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         """One text as a 1-D vector (the same space as `embed`)."""
         return self.embed([text])[0]
+
+    def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
+        """For each text given as its pieces (sentences, in order): the vectors of every run of 1 to `longest`
+        adjacent pieces joined by a space, the single pieces first, then the runs of two, and so on."""
+        joined = [runs(pieces, longest) for pieces in texts]
+        matrix = self.embed([run for each in joined for run in each])
+        out, start = [], 0
+        for each in joined:
+            out.append(matrix[start : start + len(each)])
+            start += len(each)
+        return out
+
+
+def runs(pieces: list[str], longest: int) -> list[str]:
+    """Every run of 1 to `longest` adjacent pieces joined by a space, in `embed_runs` order."""
+    return [" ".join(pieces[i : i + size]) for size in range(1, longest + 1) for i in range(len(pieces) - size + 1)]

@@ -41,9 +41,8 @@ _lock = threading.Lock()
 
 
 def sentences(text: str) -> list[str]:
-    """A chunk's sentences, and each pair of adjacent ones (an answer often spans two)."""
-    pieces = [piece for piece in _SENTENCE.split(text) if len(piece.split()) >= MIN_SENTENCE_WORDS]
-    return pieces + [f"{a} {b}" for a, b in zip(pieces, pieces[1:], strict=False)] or [text]
+    """A chunk's sentences (the whole text when none is long enough)."""
+    return [piece for piece in _SENTENCE.split(text) if len(piece.split()) >= MIN_SENTENCE_WORDS] or [text]
 
 
 def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
@@ -52,13 +51,11 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
         found = {key: _cache[key] for key in keys if key in _cache}
     missing = [(key, hit) for key, hit in zip(keys, hits, strict=True) if key not in found]
     if missing:
-        texts = [sentences(hit.text) for _, hit in missing]
-        matrix = normalise_rows(embedder.embed([piece for pieces in texts for piece in pieces]))
-        start = 0
+        # Each sentence and each pair of adjacent ones: an answer often spans two.
+        vectors = embedder.embed_runs([sentences(hit.text) for _, hit in missing], longest=2)
         with _lock:
-            for (key, _), pieces in zip(missing, texts, strict=True):
-                found[key] = _cache[key] = matrix[start : start + len(pieces)]
-                start += len(pieces)
+            for (key, _), matrix in zip(missing, vectors, strict=True):
+                found[key] = _cache[key] = normalise_rows(matrix)
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     return [found[key] for key in keys]

@@ -274,10 +274,10 @@ def _pg_ranked(
     common word counted as much as the rare one that names the answer. A term's document count is counted among
     the candidates, which hold every chunk with any term (the query is their OR), within the filter."""
     # Terms are letters and digits only, so they carry no tsquery operators; '|' makes any term enough.
+    # The queries are parsed once (a one-row CTE): to_tsquery in the select list would run for every candidate.
+    queries = ", ".join(f"to_tsquery('english', %s) AS q{i}" for i in range(len(terms)))
     per_term = ", ".join(
-        f"ts_rank(v, to_tsquery('english', %s), 1) AS r{i}, "
-        f"count(*) FILTER (WHERE v @@ to_tsquery('english', %s)) OVER () AS d{i}"
-        for i in range(len(terms))
+        f"ts_rank(v, q{i}, 1) AS r{i}, count(*) FILTER (WHERE v @@ q{i}) OVER () AS d{i}" for i in range(len(terms))
     )
     if rows <= 0:  # no statistics yet (a new database): count the assistant's chunks
         cursor.execute("SELECT count(*) FROM assistant_chat_chunk WHERE assistant_id = %s", [assistant_id])
@@ -286,18 +286,16 @@ def _pg_ranked(
     size = f"{max(rows, 1.0):.1f}::float8"
     score = " + ".join(f"ln(1 + ({size} - d{i} + 0.5) / (d{i} + 0.5)) * r{i}" for i in range(len(terms)))
     sql = (
-        "WITH candidates AS MATERIALIZED ("
+        f"WITH queries AS MATERIALIZED (SELECT {queries}), "
+        "candidates AS MATERIALIZED ("
         "  SELECT c.id, c.search_vector AS v FROM assistant_chat_chunk c"
         f"  WHERE c.search_vector @@ to_tsquery('english', %s) AND c.assistant_id = %s{file_sql}"
-        f"), terms AS (SELECT id, {per_term} FROM candidates), "
+        f"), terms AS (SELECT id, {per_term} FROM candidates, queries), "
         f"ranked AS (SELECT id, {score} AS rank FROM terms ORDER BY rank DESC, id LIMIT %s) "
         "SELECT c.id, c.file_id, c.ordinal, c.text, c.pages, r.rank FROM ranked r "
         "JOIN assistant_chat_chunk c ON c.id = r.id ORDER BY r.rank DESC, c.id"
     )
-    params: list = [" | ".join(terms), assistant_id, *file_params]
-    for term in terms:
-        params += [term, term]
-    cursor.execute(sql, [*params, limit])
+    cursor.execute(sql, [*terms, " | ".join(terms), assistant_id, *file_params, limit])
     return cursor.fetchall()
 
 

@@ -73,3 +73,21 @@ def test_the_server_warms_the_embedder_as_it_starts(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(server.BoundedCommandLine, "run", lambda self, args: calls.append("run"))
     server.main(["chatsite.asgi:application"])
     assert calls == ["warm", "run"]
+
+
+def test_runs_of_sentences_equal_embedding_each_run_apart() -> None:
+    from assistant_chat.embedders.base import Embedder, runs
+
+    embedder = OfflineEmbedder()
+    pieces = [
+        ["Pets are not permitted on company premises.", "Guide animals are welcome.", "Ask reception first."],
+        ["Only one sentence here."],
+        [],
+        ["", "A piece after an empty one."],
+    ]
+    fast = embedder.embed_runs(pieces, longest=2)
+    apart = Embedder.embed_runs(embedder, pieces, longest=2)  # the contract's plain version: embed each run
+    assert [m.shape for m in fast] == [(5, 256), (1, 256), (0, 256), (3, 256)]
+    for mine, theirs in zip(fast, apart, strict=True):
+        assert np.allclose(mine, theirs, atol=1e-5)
+    assert runs(["a", "b", "c"], 3) == ["a", "b", "c", "a b", "b c", "a b c"]

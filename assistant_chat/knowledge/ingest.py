@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import Assistant, Chunk, File, FileBlob, Operation
@@ -34,9 +34,16 @@ logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL = 0.25
 
 
-def process_file(file_pk: int, progress: Callable[[float], None] | None = None) -> str:
+def process_file(
+    file_pk: int,
+    progress: Callable[[float], None] | None = None,
+    queue_indexing: Callable[[int], None] | None = None,
+) -> str:
     """Parse, chunk and index one file; returns its final status. Never raises for a bad document:
-    the reason goes to `File.error_message` and the status becomes `ProcessingFailed`."""
+    the reason goes to `File.error_message` and the status becomes `ProcessingFailed`.
+    With `queue_indexing`, the vectors are written pending (searched exactly; PostgreSQL leaves them out of the
+    HNSW graph, whose insert cost three quarters of ingestion) and `queue_indexing(assistant_id)` is called inside
+    the transaction that writes them, to queue the job that adds them to the graph."""
     file = File.objects.select_related("assistant").get(pk=file_pk)
     if file.status == File.Status.DELETING:
         return file.status
@@ -90,7 +97,9 @@ def process_file(file_pk: int, progress: Callable[[float], None] | None = None) 
         rows = [(chunk.pk, file.assistant_id, file_pk) for chunk in chunks]
         for model in models:
             matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
-            vectors_write(model=model, rows=rows, matrix=matrix)
+            vectors_write(model=model, rows=rows, matrix=matrix, pending=queue_indexing is not None)
+        if queue_indexing is not None and models and connection.vendor == "postgresql":
+            queue_indexing(file.assistant_id)
         file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
         _mark_done(file_pk, File.Status.AVAILABLE, "")
     if progress:

@@ -39,6 +39,9 @@ class Embedder:
 
     model: str = ""
     dimensions: int = 0
+    # Computed in this process in a bounded time (no network): ingestion may then embed while its transaction
+    # writes the chunks, instead of before it (a provider's seconds would hold the file's locks).
+    local: bool = False
 
     def embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError

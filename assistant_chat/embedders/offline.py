@@ -70,6 +70,7 @@ class OfflineEmbedder(Embedder):
 
     model = "offline"
     dimensions = 256
+    local = True
     # Tokens past this many are ignored: padding every text of a batch to a 50,000-token outlier costs memory.
     max_chars = 20_000
 

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Progress writes are throttled: a 300-page PDF must not cost 300 UPDATEs.
 PROGRESS_WRITE_INTERVAL = 0.25
+# One thread for a local embedder's work while the chunks are written (ingestion runs one file at a time per job).
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-embed")
 
 
 def process_file(
@@ -66,45 +69,53 @@ def process_file(
 
     # Outside the transaction: a provider embedder may take seconds. An EmbeddingError propagates, so the job
     # retries later (a provider outage is not the document's fault) and its last attempt fails the file.
+    # A local embedder (no network, bounded) runs in a thread while the transaction writes the chunks: on
+    # PostgreSQL that write is mostly the server's work (the tsvector), which the embedding then overlaps.
     texts = [draft.text for draft in drafts]
-    vectors = {model: embedder_for(model).embed(texts) for model in _models_of(file.assistant_id)}
-    reporter(0.95)
-
-    with transaction.atomic():
-        # Lock the row: a delete or a newer upsert may have raced us while we parsed.
-        current = File.objects.select_for_update().filter(pk=file_pk).first()
-        if current is None or current.status == File.Status.DELETING:
-            return File.Status.DELETING
-        if current.content_hash != hashlib.sha256(data).hexdigest():
-            return current.status  # an upsert replaced the bytes; its own job indexes them
-        # Locked before the chunks, in the order the re-embed job takes them (assistant, then chunks).
-        models = _models_of(file.assistant_id, lock=True)  # a re-embed may have switched models meanwhile
-        Chunk.objects.filter(file_id=file_pk).delete()
-        chunks = Chunk.objects.bulk_create(
-            [
-                Chunk(
-                    file_id=file_pk,
-                    assistant_id=file.assistant_id,
-                    ordinal=draft.ordinal,
-                    text=draft.text,
-                    pages=draft.pages,
-                    tokens=draft.tokens,
-                )
-                for draft in drafts
-            ],
-            batch_size=500,
-        )
-        rows = [(chunk.pk, file.assistant_id, file_pk) for chunk in chunks]
-        for model in models:
-            matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
-            vectors_write(model=model, rows=rows, matrix=matrix, pending=queue_indexing is not None)
-        if queue_indexing is not None and models and connection.vendor == "postgresql":
-            queue_indexing(file.assistant_id)
-        file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
-        _mark_done(file_pk, File.Status.AVAILABLE, "")
-    if progress:
-        progress(1.0)
-    return File.Status.AVAILABLE
+    embedders = {model: embedder_for(model) for model in _models_of(file.assistant_id)}
+    local = {model: embedder for model, embedder in embedders.items() if embedder.local}
+    vectors = {model: embedder.embed(texts) for model, embedder in embedders.items() if model not in local}
+    background = _pool.submit(lambda: {model: embedder.embed(texts) for model, embedder in local.items()})
+    try:
+        with transaction.atomic():
+            # Lock the row: a delete or a newer upsert may have raced us while we parsed.
+            current = File.objects.select_for_update().filter(pk=file_pk).first()
+            if current is None or current.status == File.Status.DELETING:
+                return File.Status.DELETING
+            if current.content_hash != hashlib.sha256(data).hexdigest():
+                return current.status  # an upsert replaced the bytes; its own job indexes them
+            # Locked before the chunks, in the order the re-embed job takes them (assistant, then chunks).
+            models = _models_of(file.assistant_id, lock=True)  # a re-embed may have switched models meanwhile
+            Chunk.objects.filter(file_id=file_pk).delete()
+            chunks = Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        file_id=file_pk,
+                        assistant_id=file.assistant_id,
+                        ordinal=draft.ordinal,
+                        text=draft.text,
+                        pages=draft.pages,
+                        tokens=draft.tokens,
+                    )
+                    for draft in drafts
+                ],
+                batch_size=500,
+            )
+            rows = [(chunk.pk, file.assistant_id, file_pk) for chunk in chunks]
+            file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
+            vectors.update(background.result())
+            reporter(0.95)
+            for model in models:
+                matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
+                vectors_write(model=model, rows=rows, matrix=matrix, pending=queue_indexing is not None)
+            if queue_indexing is not None and models and connection.vendor == "postgresql":
+                queue_indexing(file.assistant_id)
+            _mark_done(file_pk, File.Status.AVAILABLE, "")
+        if progress:
+            progress(1.0)
+        return File.Status.AVAILABLE
+    finally:
+        wait([background])  # never left running past this call (an early return, an error)
 
 
 def _models_of(assistant_id: int, lock: bool = False) -> list[str]:

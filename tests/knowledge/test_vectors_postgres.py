@@ -120,6 +120,12 @@ out["lexical"] = len(search(assistant=handbook, query="Can I bring my dog to wor
 # Ingestion wrote the handbook's vectors pending and queued the indexing job (run at once in immediate mode).
 out["handbook_pending"] = vectors.vectors_pending_count(assistant_id=handbook.pk)
 out["handbook_vectors"] = ChunkVector.objects.filter(assistant=handbook).count()
+# Chunks written by ingestion's COPY: ids from the sequence, the lexical index filled, a later ORM insert still works.
+handbook_chunks = Chunk.objects.filter(assistant=handbook).order_by("file__name")
+out["handbook_chunks"] = [[c.file.name, c.ordinal, c.pages, c.tokens > 0, c.text[:10]] for c in handbook_chunks]
+out["permit"] = [File.objects.get(pk=h.file_pk).name for h in search(assistant=handbook, query="reception", mode="lexical")]
+extra = Chunk.objects.create(file=handbook_chunks[0].file, assistant=handbook, ordinal=99, text="later")
+out["later_id_above"] = extra.pk > max(c.pk for c in handbook_chunks)
 print("RESULT " + json.dumps(out))
 """
 
@@ -175,3 +181,12 @@ def test_pending_vectors_are_searched_exactly_until_the_indexing_job_adds_them_t
     assert result["indexed_rows"] == 5 and result["pending_after"] == 0  # in batches of 2, until none is left
     assert result["hits_after"] == result["late_ids"]
     assert result["handbook_vectors"] == 2 and result["handbook_pending"] == 0
+
+
+def test_ingestion_copies_chunks_with_sequence_ids_and_the_lexical_index_filled(result: dict) -> None:
+    assert result["handbook_chunks"] == [
+        ["parking.txt", 0, [], True, "Staff may "],
+        ["pets.txt", 0, [], True, "Pets are n"],
+    ]
+    assert result["permit"] == ["parking.txt"]
+    assert result["later_id_above"] is True

@@ -228,6 +228,11 @@ class ChunkVector(models.Model):
     model = models.CharField(max_length=100, help_text="The embedding model that made this vector.")
     dimensions = models.PositiveSmallIntegerField(help_text="The vector's length (the HNSW index is per length).")
     embedding = VectorField(help_text="The L2-normalised embedding.")
+    indexed = models.BooleanField(
+        db_default=True,
+        help_text="False while the vector waits for the index_vectors job to add it to the HNSW index "
+        "(PostgreSQL); it is searched exactly meanwhile. Always true on SQLite.",
+    )
 
     class Meta:
         constraints = [

@@ -130,14 +130,30 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
     for name, data in files:
         chunk_document(parse_document(name, data))
     floor = time.perf_counter() - started
+    # PostgreSQL: the `index_vectors` job (which adds a file's vectors to the HNSW graph after the file is Available
+    # and searchable) runs inline here too, right after each file's ingestion commits; its time is counted apart,
+    # so the figure is upload -> Available and searchable, and the graph's cost is reported next to it.
+    indexing = [0.0]
+    index_pending = vectors.vectors_index_pending
+
+    def timed_indexing(**kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return index_pending(**kwargs)
+        finally:
+            indexing[0] += time.perf_counter() - t0
+
+    vectors.vectors_index_pending = timed_indexing
     started = time.perf_counter()
     futures = [
         services.file_upload(assistant=assistant, name=name, data=data, metadata={"i": i})[2]
         for i, (name, data) in enumerate(files)
     ]
     statuses = [future.result() for future in futures]
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started - indexing[0]
+    vectors.vectors_index_pending = index_pending
     assert set(statuses) == {"Available"}, statuses
+    assert vectors.vectors_pending_count(assistant_id=assistant.pk) == 0  # every vector ended in the graph
     embedder = OfflineEmbedder()
     sample = list(Chunk.objects.filter(assistant=assistant).order_by("pk").values_list("text", flat=True)[:1000])
     embedder.embed(sample[:10])  # the model is loaded once per process; not part of the per-chunk cost
@@ -151,6 +167,8 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
         "mb_per_s": total_bytes / 1e6 / elapsed,
         "chunks": Chunk.objects.filter(assistant=assistant).count(),
         "floor_mb_per_s": total_bytes / 1e6 / floor,
+        "indexing_seconds": indexing[0],
+        "with_indexing_mb_per_s": total_bytes / 1e6 / (elapsed + indexing[0]),
     }
 
     # --- search at growing corpus sizes ---
@@ -285,6 +303,21 @@ def run_engine(engine: str, sizes: list[int], queries: int) -> dict:
                 query_list[: max(5, queries // 10)],
             ),
         ]
+        if engine == "postgres":
+            # While files are being ingested their vectors are pending (searched exactly until the index job adds
+            # them to the graph): the same queries with one bench file's worth (400) of the corpus pending.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE assistant_chat_chunkvector SET indexed = false WHERE id IN (SELECT id FROM "
+                    "assistant_chat_chunkvector WHERE assistant_id = %s ORDER BY id DESC LIMIT 400)",
+                    [corpus.pk],
+                )
+            row += [
+                timed(lambda q: dense(q), "dense, 400 pending", query_list),
+                timed(lambda q: dense(q, allowed), "dense + filter, 400 pending", query_list),
+                timed(lambda q: fused(q, allowed), "hybrid + filter, 400 pending", query_list),
+            ]
+            vectors.vectors_index_pending(assistant_id=corpus.pk)
         results["search"].extend(row)
         # What was found, so that runs of two commits can show their results are the same.
         found = hashlib.sha256()
@@ -326,12 +359,16 @@ def parent(args: argparse.Namespace) -> None:
 
 def print_markdown(reports: list[dict]) -> None:
     print("\n### Ingestion (real pipeline: parse, chunk, index)\n")
-    print("| engine | MB of text | chunks | seconds | MB/s | baseline: parse + chunk only, MB/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| engine | MB of text | chunks | seconds to searchable | MB/s | background HNSW indexing, s "
+        "| MB/s with indexing | baseline: parse + chunk only, MB/s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for report in reports:
         ing = report["ingest"]
         print(
             f"| {report['engine']} | {ing['mb']:.1f} | {ing['chunks']} | {ing['seconds']:.2f} | {ing['mb_per_s']:.2f} "
+            f"| {ing.get('indexing_seconds', 0):.2f} | {ing.get('with_indexing_mb_per_s', ing['mb_per_s']):.2f} "
             f"| {ing['floor_mb_per_s']:.2f} |"
         )
     print("\nOffline embedding (wordllama l2_supercat_256, one thread), per 1,000 chunks of the ingested files:\n")

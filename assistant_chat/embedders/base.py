@@ -39,7 +39,8 @@ class Embedder:
 
     model: str = ""
     dimensions: int = 0
-    # Runs in this process, cheaply enough to embed a question's candidate sentences (search re-ranks with it).
+    # Computed in this process in a bounded time (no network): ingestion may then embed while its transaction
+    # writes the chunks, and search re-ranks a question's candidate sentences with it.
     local: bool = False
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -4,17 +4,21 @@ Queued by `services.file_upload` and `services.file_reprocess` inside their tran
 chunks are swapped in one transaction, so a run after a crash replaces what an earlier run wrote, and a run that
 finds the same bytes already indexed does nothing. When the last attempt fails the file becomes
 `ProcessingFailed` with the reason and its operation `Failed`; a file never stays `Processing` without a job.
+The `index_vectors` job, queued with a file's vectors, adds them to the HNSW graph afterwards (PostgreSQL).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
-from ..knowledge import ingest
+from ..knowledge import ingest, vectors
 from ..models import File
 from ..monitoring import metrics
 from .kinds import enqueue, job
+
+logger = logging.getLogger(__name__)
 
 
 def _give_up(kwargs: dict, reason: str) -> None:
@@ -28,10 +32,26 @@ def ingest_file(*, file_id: int, content_hash: str) -> str:
         return "gone"  # deleted (and purged) before its turn came
     if file.status == File.Status.AVAILABLE and file.content_hash == content_hash:
         return file.status  # an earlier run indexed these bytes and then lost its worker
-    status = ingest.process_file(file_id)
+    status = ingest.process_file(file_id, queue_indexing=_queue_indexing)
     if status == File.Status.AVAILABLE:
         metrics.ingested(file.size)
     return status
+
+
+def _queue_indexing(assistant_id: int) -> None:
+    enqueue(index_vectors, assistant_id=assistant_id)
+
+
+def _give_up_indexing(kwargs: dict, reason: str) -> None:
+    # Nothing is lost: the vectors stay pending, searched exactly, and the next file's job indexes them.
+    logger.warning("indexing vectors of assistant %s failed: %s", kwargs.get("assistant_id"), reason)
+
+
+@job("index_vectors", give_up=_give_up_indexing)
+def index_vectors(*, assistant_id: int) -> int:
+    """Add an assistant's pending vectors to the HNSW graph (PostgreSQL), in batches; queued by `ingest_file` in
+    the transaction that wrote them. Idempotent: a run that finds none pending does nothing."""
+    return vectors.vectors_index_pending(assistant_id=assistant_id)
 
 
 def enqueue_ingest(file: File) -> FileJob:

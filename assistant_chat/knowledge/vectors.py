@@ -2,7 +2,9 @@
 
 PostgreSQL: pgvector, one partial HNSW index per vector length (inner product on L2-normalised vectors), searched
 with `hnsw.iterative_scan` so the metadata filter (a set of files) applies inside the index scan; when the filter
-is so narrow that the scan gives up early, an exact scan over just those files fills the result.
+is so narrow that the scan gives up early, an exact scan over just those files fills the result. New vectors are
+written *pending* (`indexed = false`, outside the graph: a graph insert costs ~2 ms a row) and searched exactly,
+filter applied, until the `index_vectors` job (jobs/ingest.py) adds them to the graph with `vectors_index_pending`.
 SQLite: float32 BLOBs searched exactly in numpy from a per-process matrix per assistant and model (a filter is a
 mask before the top-k, so it never starves); triggers bump a random generation on every write, which tells a
 process its matrix is stale. Measured against sqlite-vec in docs/benchmarks.md. Imports nothing from rooms, review
@@ -26,6 +28,8 @@ HNSW_EF_SEARCH = 80
 HNSW_MAX_SCAN_TUPLES = 20000
 # A filter matching at most this many chunks is searched exactly (cheaper than walking the graph past the rest).
 EXACT_BELOW = 4000
+# Pending vectors added to the HNSW graph per transaction by `vectors_index_pending`.
+INDEX_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,13 @@ def _pg_type(dimensions: int) -> str:
     return f"{kind}({int(dimensions)})"
 
 
-def vectors_write(*, model: str, rows: Sequence[tuple[int, int, int]], matrix: np.ndarray, cursor=None) -> None:  # type: ignore[no-untyped-def]
+def vectors_write(  # type: ignore[no-untyped-def]
+    *, model: str, rows: Sequence[tuple[int, int, int]], matrix: np.ndarray, cursor=None, pending: bool = False
+) -> None:
     """Store one vector per (chunk_id, assistant_id, file_id) row, made by `model`. Call inside the transaction
-    that wrote the chunks. PostgreSQL gets one binary COPY (per-row INSERTs cost more than the HNSW insert)."""
+    that wrote the chunks. PostgreSQL gets one binary COPY (per-row INSERTs cost more than the HNSW insert); with
+    `pending` the rows stay outside the HNSW graph (searched exactly) and the caller must queue the
+    `index_vectors` job in the same transaction, which adds them to it. SQLite ignores `pending`."""
     if not rows:
         return
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -53,7 +61,7 @@ def vectors_write(*, model: str, rows: Sequence[tuple[int, int, int]], matrix: n
     cursor = cursor or connection.cursor()
     try:
         if connection.vendor == "postgresql":
-            _copy_postgresql(cursor, model, dims, rows, matrix)
+            _copy_postgresql(cursor, model, dims, rows, matrix, pending)
         else:
             cursor.executemany(
                 f"INSERT INTO {TABLE} (chunk_id, assistant_id, file_id, model, dimensions, embedding) "  # noqa: S608
@@ -65,7 +73,9 @@ def vectors_write(*, model: str, rows: Sequence[tuple[int, int, int]], matrix: n
             cursor.close()
 
 
-def _copy_postgresql(cursor, model: str, dims: int, rows: Sequence[tuple[int, int, int]], matrix: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _copy_postgresql(  # type: ignore[no-untyped-def]
+    cursor, model: str, dims: int, rows: Sequence[tuple[int, int, int]], matrix: np.ndarray, pending: bool
+) -> None:
     # Binary COPY rows built by numpy: pgvector's binary form is int16 length, int16 unused, big-endian float4s.
     # Text formatting of 256 floats per row cost more than the rest of ingestion together.
     model_bytes = model.encode()
@@ -88,20 +98,25 @@ def _copy_postgresql(cursor, model: str, dims: int, rows: Sequence[tuple[int, in
             ("vdims", ">i2"),
             ("unused", ">i2"),
             ("values", ">f4", (dims,)),
+            # Written only for pending rows (the column's default is true; migration 0011 writes before it exists).
+            *([("l7", ">i4"), ("indexed", "u1")] if pending else []),
         ]  # fmt: skip
     )
     out = np.zeros(n, dtype=record)
-    out["fields"] = 6
+    out["fields"] = 7 if pending else 6
     out["l1"], out["l2"], out["l3"] = 8, 8, 8
     out["chunk"], out["assistant"], out["file"] = ids[:, 0], ids[:, 1], ids[:, 2]
     out["l4"], out["model"] = len(model_bytes), model_bytes
     out["l5"], out["dims"] = 2, dims
     out["l6"], out["vdims"] = 4 + 4 * dims, dims
     out["values"] = matrix
+    if pending:
+        out["l7"], out["indexed"] = 1, 0
     data = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + out.tobytes() + struct.pack(">h", -1)
     raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
     with raw.copy(
-        f"COPY {TABLE} (chunk_id, assistant_id, file_id, model, dimensions, embedding) FROM STDIN (FORMAT BINARY)"
+        f"COPY {TABLE} (chunk_id, assistant_id, file_id, model, dimensions, embedding{', indexed' if pending else ''}) "
+        "FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.write(data)
 
@@ -110,6 +125,35 @@ def vectors_delete(*, assistant_id: int, keep_model: str) -> None:
     """Drop an assistant's vectors by any model but `keep_model` (after a re-embed switched to it)."""
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {TABLE} WHERE assistant_id = %s AND model <> %s", [assistant_id, keep_model])  # noqa: S608
+
+
+def vectors_index_pending(*, assistant_id: int | None = None, batch: int = INDEX_BATCH) -> int:
+    """PostgreSQL: add pending vectors (of one assistant, or all) to the HNSW graph, `batch` rows a transaction,
+    until none is left; returns how many. Safe to run concurrently (rows another run holds are skipped) and
+    after a crash (a batch is all or nothing; the rest stay pending, and searchable)."""
+    if connection.vendor != "postgresql":
+        return 0
+    scope, params = ("AND assistant_id = %s", [assistant_id]) if assistant_id is not None else ("", [])
+    done = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET indexed = true WHERE id IN (SELECT id FROM {TABLE} "  # noqa: S608
+                f"WHERE NOT indexed {scope} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)",
+                [*params, batch],
+            )
+            count = cursor.rowcount
+        done += count
+        if count < batch:
+            return done
+
+
+def vectors_pending_count(*, assistant_id: int | None = None) -> int:
+    """How many vectors wait for the HNSW graph (0 on SQLite, where none ever does)."""
+    from ..models import ChunkVector
+
+    rows = ChunkVector.objects.filter(indexed=False)
+    return (rows.filter(assistant_id=assistant_id) if assistant_id is not None else rows).count()
 
 
 def ensure_index(dimensions: int) -> None:
@@ -122,7 +166,8 @@ def ensure_index(dimensions: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS assistant_chat_chunkvector_hnsw_{dims} ON {TABLE} "
-            f"USING hnsw ((embedding::{kind}) {ops}) WITH (m = 16, ef_construction = 64) WHERE dimensions = {dims}"
+            f"USING hnsw ((embedding::{kind}) {ops}) WITH (m = 16, ef_construction = 64) "
+            f"WHERE dimensions = {dims} AND indexed"
         )
 
 
@@ -170,9 +215,16 @@ def _search_postgresql(
             cursor.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}")
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}")
-            found = _pg_nearest(cursor, f"v.embedding::{kind}", f"%s::{kind}", where, literal, params, limit)
+            found = _pg_nearest(
+                cursor, f"v.embedding::{kind}", f"%s::{kind}", where + " AND v.indexed", literal, params, limit
+            )
             if len(found) >= limit:
-                return found
+                # Pending vectors (written since the job last ran) compete exactly, filter applied.
+                pending = _pg_nearest(
+                    cursor, "v.embedding", "%s::vector", where + " AND NOT v.indexed", literal, params, limit
+                )
+                merged = sorted(found + pending, key=lambda hit: (-hit.similarity, hit.chunk_id))
+                return merged[:limit]
         # Exact: the expression differs from the index's, so the planner scans the filtered rows instead.
         return _pg_nearest(cursor, "v.embedding", "%s::vector", where, literal, params, limit)
 

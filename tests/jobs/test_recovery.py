@@ -111,7 +111,7 @@ def test_a_job_that_raises_is_retried_later_then_gives_up(monkeypatch: pytest.Mo
     settings.JOBS_MAX_ATTEMPTS = 2
     file, row = uploaded()
 
-    def broken(file_pk: int, progress=None) -> str:
+    def broken(file_pk: int, progress=None, queue_indexing=None) -> str:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("assistant_chat.knowledge.ingest.process_file", broken)

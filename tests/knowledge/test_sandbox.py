@@ -66,3 +66,20 @@ def test_deep_json_and_broken_files_fail_with_a_reason() -> None:
     assert "nesting is too deep" in refused("deep.json", b"[" * 200_000 + b"]" * 200_000, limits())
     assert "corrupt" in refused("broken.docx", b"PK\x03\x04 not a zip", limits())
     assert "Unsupported file type" in refused("x.exe", b"MZ", limits())
+
+
+def test_each_file_gets_a_fresh_child_and_a_dead_template_is_replaced() -> None:
+    from assistant_chat.knowledge import sandbox
+
+    assert parse_contained("a.txt", b"first", limits=limits()).text == "first"
+    assert sandbox._template is not None
+    template = sandbox._template[0]
+    children = [sandbox._fork_child() for _ in range(2)]
+    for child in children:
+        child.stdin.close()  # no header: the child fails and exits
+        assert isinstance(child.wait(), int)  # its exit status, from the monitor
+    assert children[0].pid != children[1].pid != template.pid
+    template.kill()
+    template.wait()
+    assert parse_contained("b.txt", b"second", limits=limits()).text == "second"  # a new template
+    assert sandbox._template[0].pid != template.pid

@@ -78,10 +78,35 @@ with connection.cursor() as cursor:
     cursor.execute("SET enable_seqscan = off")
     cursor.execute(
         "EXPLAIN SELECT chunk_id FROM assistant_chat_chunkvector v WHERE v.assistant_id = %s AND v.model = 'offline' "
-        "AND v.dimensions = 256 ORDER BY v.embedding::vector(256) <#> %s::vector(256) LIMIT 10",
+        "AND v.dimensions = 256 AND v.indexed ORDER BY v.embedding::vector(256) <#> %s::vector(256) LIMIT 10",
         [assistant.pk, "[" + ",".join(str(x) for x in query.tolist()) + "]"],
     )
     out["plan"] = "\n".join(row[0] for row in cursor.fetchall())
+
+# Pending vectors (ingestion writes them so): outside the graph, found exactly, with and without a filter, until
+# the indexing pass adds them to the graph.
+late = File.objects.create(assistant=assistant, name="late.txt", kind="txt", status="Available")
+late_chunks = Chunk.objects.bulk_create([Chunk(file=late, assistant=assistant, ordinal=o, text=f"late {o}") for o in range(5)])
+late_matrix = rng.standard_normal((5, 256)).astype(np.float32)
+late_matrix /= np.linalg.norm(late_matrix, axis=1, keepdims=True)
+vectors.vectors_write(
+    model="offline", rows=[(c.pk, assistant.pk, late.pk) for c in late_chunks], matrix=late_matrix, pending=True
+)
+out["pending_before"] = vectors.vectors_pending_count(assistant_id=assistant.pk)
+
+
+def nearest(probe, file_pks=None):
+    return [h.chunk_id for h in vectors.vector_search(
+        assistant_id=assistant.pk, model="offline", query=probe, file_pks=file_pks, limit=10
+    )]
+
+
+out["pending_hits"] = [nearest(late_matrix[2])[0], nearest(late_matrix[3], {late.pk, target})[0]]
+out["pending_filtered_out"] = late_chunks[2].pk in nearest(late_matrix[2], {target})
+out["late_ids"] = [late_chunks[2].pk, late_chunks[3].pk]
+out["indexed_rows"] = vectors.vectors_index_pending(assistant_id=assistant.pk, batch=2)
+out["pending_after"] = vectors.vectors_pending_count(assistant_id=assistant.pk)
+out["hits_after"] = [nearest(late_matrix[2])[0], nearest(late_matrix[3], {late.pk, target})[0]]
 
 handbook = services.assistant_create(name="handbook")
 for name, data in [
@@ -92,6 +117,15 @@ for name, data in [
 hits = search(assistant=handbook, query="Can I bring my dog to work?")
 out["paraphrase"] = File.objects.get(pk=hits[0].file_pk).name
 out["lexical"] = len(search(assistant=handbook, query="Can I bring my dog to work?", mode="lexical"))
+# Ingestion wrote the handbook's vectors pending and queued the indexing job (run at once in immediate mode).
+out["handbook_pending"] = vectors.vectors_pending_count(assistant_id=handbook.pk)
+out["handbook_vectors"] = ChunkVector.objects.filter(assistant=handbook).count()
+# Chunks written by ingestion's COPY: ids from the sequence, the lexical index filled, a later ORM insert still works.
+handbook_chunks = Chunk.objects.filter(assistant=handbook).order_by("file__name")
+out["handbook_chunks"] = [[c.file.name, c.ordinal, c.pages, c.tokens > 0, c.text[:10]] for c in handbook_chunks]
+out["permit"] = [File.objects.get(pk=h.file_pk).name for h in search(assistant=handbook, query="reception", mode="lexical")]
+extra = Chunk.objects.create(file=handbook_chunks[0].file, assistant=handbook, ordinal=99, text="later")
+out["later_id_above"] = extra.pk > max(c.pk for c in handbook_chunks)
 print("RESULT " + json.dumps(out))
 """
 
@@ -119,10 +153,14 @@ def manage(database_url: str, *args: str) -> str:
     return result.stdout
 
 
-def test_pgvector_search_filters_inside_the_index_and_never_starves(database_url: str) -> None:
+@pytest.fixture(scope="module")
+def result(database_url: str) -> dict:
     manage(database_url, "migrate", "--no-input")
     out = manage(database_url, "shell", "-c", SCRIPT)
-    result = json.loads(out.split("RESULT ", 1)[1])
+    return json.loads(out.split("RESULT ", 1)[1])
+
+
+def test_pgvector_search_filters_inside_the_index_and_never_starves(result: dict) -> None:
     assert result["stored"] == 2000 and result["roundtrip"]
     for path in ("hnsw", "starved_then_exact", "exact"):
         ids, files = result[path]
@@ -134,3 +172,21 @@ def test_pgvector_search_filters_inside_the_index_and_never_starves(database_url
     assert result["unfiltered_first"] == result["chunk0"]
     assert "assistant_chat_chunkvector_hnsw_256" in result["plan"]
     assert result["paraphrase"] == "pets.txt" and result["lexical"] == 0
+
+
+def test_pending_vectors_are_searched_exactly_until_the_indexing_job_adds_them_to_the_graph(result: dict) -> None:
+    assert result["pending_before"] == 5
+    assert result["pending_hits"] == result["late_ids"]  # nearest to themselves, with and without a filter
+    assert result["pending_filtered_out"] is False  # the filter applies to pending rows too
+    assert result["indexed_rows"] == 5 and result["pending_after"] == 0  # in batches of 2, until none is left
+    assert result["hits_after"] == result["late_ids"]
+    assert result["handbook_vectors"] == 2 and result["handbook_pending"] == 0
+
+
+def test_ingestion_copies_chunks_with_sequence_ids_and_the_lexical_index_filled(result: dict) -> None:
+    assert result["handbook_chunks"] == [
+        ["parking.txt", 0, [], True, "Staff may "],
+        ["pets.txt", 0, [], True, "Pets are n"],
+    ]
+    assert result["permit"] == ["parking.txt"]
+    assert result["later_id_above"] is True

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Collection
 from typing import Literal
 
+from django.conf import settings
 from django.db import connection
 
 from ..embedders.base import EmbeddingError
@@ -64,8 +65,8 @@ def search(
         ]
     hits = fuse(lexical, dense, limit)
     embedder = embedder_for(assistant.embedded_with)
-    if embedder.local:
-        hits = rerank.by_sentences(embedder, vector, hits)
+    if embedder.local and settings.SEARCH_RERANK_DEPTH > 0:
+        hits = rerank.by_sentences(embedder, vector, hits, depth=settings.SEARCH_RERANK_DEPTH)
     hits = rerank.lexical_lead(query, lexical, hits)
     # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.
     scores = sorted((hit.score for hit in hits), reverse=True)

@@ -24,7 +24,7 @@ import numpy as np
 from ..embedders.base import Embedder, normalise_rows
 from .search import Hit, query_terms
 
-DEPTH = 20  # fused candidates ranked again by sentences
+DEPTH = 20  # fused candidates ranked again by sentences (settings.SEARCH_RERANK_DEPTH)
 SENTENCE_WEIGHT = 1.0  # the sentence ranking's weight beside the fused order's (1.0)
 RERANK_K = 5  # RRF constant of the second stage: a short list, so the top places count
 LEXICAL_LEAD_COVERAGE = 0.5
@@ -61,9 +61,9 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
     return [found[key] for key in keys]
 
 
-def by_sentences(embedder: Embedder, query: np.ndarray, hits: list[Hit]) -> list[Hit]:
-    """The first DEPTH hits ordered by RRF of their order and their best sentence's similarity; the rest after."""
-    head, tail = hits[:DEPTH], hits[DEPTH:]
+def by_sentences(embedder: Embedder, query: np.ndarray, hits: list[Hit], depth: int = DEPTH) -> list[Hit]:
+    """The first `depth` hits ordered by RRF of their order and their best sentence's similarity; the rest after."""
+    head, tail = hits[:depth], hits[depth:]
     if len(head) < 2:
         return hits
     best = [float((units @ query).max()) for units in _units(embedder, head)]

@@ -78,7 +78,13 @@ def file_state(server: servers.LiveServer, name: str) -> dict[str, Any]:
     operations = query(
         server, "SELECT status, error_message FROM assistant_chat_operation WHERE file_id = %s", (file_id,)
     )
-    jobs = query(server, "SELECT status, worker_ids FROM django_tasks_database_dbtaskresult")
+    # The ingestion jobs only: on PostgreSQL each file also queues an index_vectors job for its vectors.
+    jobs = query(
+        server,
+        "SELECT status, worker_ids FROM django_tasks_database_dbtaskresult"
+        " WHERE task_path LIKE %s ORDER BY enqueued_at",
+        ("%.ingest_file",),
+    )
     return {
         "pk": pk,
         "status": status,

@@ -90,3 +90,17 @@ def test_hybrid_search_keeps_scores_falling_after_reranking() -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     words = hybrid.search(assistant=assistant, query="north lot permit reception")
     assert File.objects.get(pk=words[0].file_pk).name == "parking.txt"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rerank_depth_zero_turns_sentence_ranking_off(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    assistant = services.assistant_create(name="off")
+    services.file_upload(assistant=assistant, name="a.txt", data=b"Pets are not permitted on premises.")[2].result(30)
+    calls: list[int] = []
+    monkeypatch.setattr(rerank, "by_sentences", lambda embedder, query, hits, depth: calls.append(depth) or hits)
+    settings.SEARCH_RERANK_DEPTH = 0
+    assert hybrid.search(assistant=assistant, query="Can I bring my dog?")
+    assert calls == []
+    settings.SEARCH_RERANK_DEPTH = 7
+    hybrid.search(assistant=assistant, query="Can I bring my cat?")
+    assert calls == [7]

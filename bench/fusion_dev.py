@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -116,9 +115,6 @@ def convex(row: dict, *, alpha: float, floor: float, norm: str) -> list[int]:
     return sorted(fused, key=lambda c: (-fused[c], c))
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
 class Passages:
     """Sentence-level similarity of a question to a chunk: the best sentence (or pair of adjacent sentences), by
     the offline embedder. A paraphrased question matches one or two sentences, which a chunk's mean dilutes."""
@@ -133,9 +129,9 @@ class Passages:
 
     def _units(self, chunk_id: tuple[str, int]) -> np.ndarray:
         if chunk_id not in self.units:
-            sentences = [s for s in _SENTENCE.split(self.texts[chunk_id]) if len(s.split()) >= 3]
-            pairs = [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
-            self.units[chunk_id] = self.embedder.embed(sentences + pairs or [self.texts[chunk_id]])
+            from assistant_chat.knowledge.rerank import sentences
+
+            self.units[chunk_id] = self.embedder.embed_runs([sentences(self.texts[chunk_id])], longest=2)[0]
         return self.units[chunk_id]
 
     def similarity(self, question: str, chunk_id: tuple[str, int]) -> float:
@@ -156,16 +152,11 @@ def rerank(row: dict, passages: Passages, *, depth: int, weight: float, k: float
     return sorted(head, key=lambda c: (-fused[c], c)) + tail
 
 
-_WORDS = re.compile(r"[^\W_]+")
-
-
 def coverage(question: str, text: str) -> float:
-    """The share of the question's search terms found in `text` (a crude stem: a shared start of 5 letters)."""
-    from assistant_chat.knowledge.search import query_terms
+    """The product's (knowledge/rerank.py): the share of the question's terms in `text`."""
+    from assistant_chat.knowledge.rerank import coverage as product_coverage
 
-    terms = query_terms(question)
-    words = {w[:5] for w in _WORDS.findall(text.lower())}
-    return sum(1 for t in terms if t[:5] in words) / len(terms) if terms else 0.0
+    return product_coverage(question, text)
 
 
 def gated(row: dict, texts: dict, *, threshold: float, base) -> list[int]:  # type: ignore[no-untyped-def]

@@ -65,6 +65,15 @@ def _token_ids(model: Any, words: list[list[str]]) -> None:
         _word_ids[word] = [min(max(i, 0), vocabulary - 1) for i in encoding.ids]
 
 
+def _text_ids(model: Any, words: list[str]) -> list[int]:
+    """A text's token ids from the word cache (`_token_ids` has filled it for these words)."""
+    try:
+        return list(chain.from_iterable(map(_word_ids.__getitem__, words)))
+    except KeyError:  # a word dropped by a concurrent clear: tokenize this text's words again
+        _token_ids(model, [words])
+        return list(chain.from_iterable(map(_word_ids.__getitem__, words)))
+
+
 class OfflineEmbedder(Embedder):
     """Average-pooled static token embeddings: tens of thousands of sentences a second on one core."""
 
@@ -83,13 +92,8 @@ class OfflineEmbedder(Embedder):
         _token_ids(model, words)
         table = model.embedding
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        lookup = _word_ids.__getitem__
         for row, text in enumerate(words):
-            try:
-                ids = np.fromiter(chain.from_iterable(map(lookup, text)), dtype=np.int64)
-            except KeyError:  # a word dropped by a concurrent clear: tokenize this text's words again
-                _token_ids(model, [text])
-                ids = np.fromiter(chain.from_iterable(map(_word_ids.__getitem__, text)), dtype=np.int64)
+            ids = np.fromiter(_text_ids(model, text), dtype=np.int64)
             if len(ids):
                 # Gathered per text: a few hundred rows stay in cache (a whole batch's would not).
                 out[row] = table[ids].mean(axis=0)
@@ -104,11 +108,7 @@ class OfflineEmbedder(Embedder):
         _token_ids(model, [words for pieces in split for words in pieces])
         out = []
         for pieces in split:
-            try:
-                ids = [list(chain.from_iterable(map(_word_ids.__getitem__, words))) for words in pieces]
-            except KeyError:  # a word dropped by a concurrent clear
-                _token_ids(model, pieces)
-                ids = [list(chain.from_iterable(map(_word_ids.__getitem__, words))) for words in pieces]
+            ids = [_text_ids(model, words) for words in pieces]
             sums = np.zeros((len(ids), self.dimensions), dtype=np.float32)
             for row, piece in enumerate(ids):
                 if piece:

@@ -64,8 +64,7 @@ def search(
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
     hits = fuse(lexical, dense, limit)
-    embedder = embedder_for(assistant.embedded_with)
-    if embedder.local and settings.SEARCH_RERANK_DEPTH > 0:
+    if settings.SEARCH_RERANK_DEPTH > 0 and (embedder := embedder_for(assistant.embedded_with)).local:
         hits = rerank.by_sentences(embedder, vector, hits, depth=settings.SEARCH_RERANK_DEPTH)
     hits = rerank.lexical_lead(query, lexical, hits)
     # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.

@@ -21,8 +21,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..embedders.base import Embedder, normalise_rows
-from .search import Hit, query_terms
+from ..embedders.base import Embedder
+from .search import WORD, Hit, query_terms
 
 DEPTH = 20  # fused candidates ranked again by sentences (settings.SEARCH_RERANK_DEPTH)
 SENTENCE_WEIGHT = 1.0  # the sentence ranking's weight beside the fused order's (1.0)
@@ -32,7 +32,6 @@ STEM = 5  # letters a question's term and a chunk's word must share at their sta
 MIN_SENTENCE_WORDS = 3  # shorter pieces (a heading, "Yes.") match anything and mean little
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Sentence vectors per chunk text, per process: follow-up questions and busy rooms search the same chunks again.
 _CACHE_SIZE = 4096
@@ -51,11 +50,11 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
         found = {key: _cache[key] for key in keys if key in _cache}
     missing = [(key, hit) for key, hit in zip(keys, hits, strict=True) if key not in found]
     if missing:
-        # Each sentence and each pair of adjacent ones: an answer often spans two.
+        # Each sentence and each pair of adjacent ones: an answer often spans two. Rows come L2-normalised.
         vectors = embedder.embed_runs([sentences(hit.text) for _, hit in missing], longest=2)
         with _lock:
             for (key, _), matrix in zip(missing, vectors, strict=True):
-                found[key] = _cache[key] = normalise_rows(matrix)
+                found[key] = _cache[key] = matrix
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     return [found[key] for key in keys]
@@ -80,7 +79,7 @@ def coverage(query: str, text: str) -> float:
     terms = query_terms(query)
     if not terms:
         return 0.0
-    words = {word[:STEM] for word in _WORD.findall(text.lower())}
+    words = {word[:STEM] for word in WORD.findall(text.lower())}
     return sum(1 for term in terms if term[:STEM] in words) / len(terms)
 
 

@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
     when where which while who whom why will with would you your yours yourself yourselves tell please know""".split()
 )
 MAX_QUERY_TERMS = 32
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # FTS5 breaks words at "_" too
+WORD = re.compile(r"[^\W_]+", re.UNICODE)  # FTS5 breaks words at "_" too
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Hit:
 
 def query_terms(query: str) -> list[str]:
     """The distinct search terms of a free-text question, stopwords removed unless nothing else is left."""
-    words = [w.lower() for w in _WORD.findall(query)]
+    words = [w.lower() for w in WORD.findall(query)]
     seen: dict[str, None] = {}
     for word in words:
         if word not in STOPWORDS:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
@@ -31,6 +31,7 @@ from .models import WorkerHeartbeat
 logger = logging.getLogger(__name__)
 
 SWEEP_EVERY_BEATS = 5
+OUTAGE_RETRY_FIRST, OUTAGE_RETRY_MAX = 0.25, 4.0  # backoff while the database is away
 
 
 class WorkerIdInUse(Exception):
@@ -138,9 +139,35 @@ class ChatWorker(Worker):
                 )
             recovery.requeue_lost(me=self.worker_id)
             recovery.reconcile_files()
-            super().run()
+            self._run_through_outages()
         finally:
             self.heartbeat.stop()
+
+    def _run_through_outages(self) -> None:
+        """django-tasks-db's loop, started again after the database goes away (it raises on any error but a locked
+        SQLite), so a database restart never takes the worker down. A job it was running when the database went
+        away is queued again once the database answers (nothing runs here meanwhile: one job at a time)."""
+        delay = OUTAGE_RETRY_FIRST
+        while True:
+            try:
+                super().run()
+                return
+            except (OperationalError, InterfaceError) as exc:
+                if not self.running:
+                    return
+                logger.warning(
+                    "worker %s: the database failed (%s); trying again in %.1f s", self.worker_id, exc, delay
+                )
+            connections.close_all()
+            time.sleep(delay)
+            delay = min(delay * 2, OUTAGE_RETRY_MAX)
+            try:
+                requeued = recovery.requeue_own(self.worker_id)
+            except (OperationalError, InterfaceError):
+                continue  # still away: the loop above tries again, and fails, after the next wait
+            delay = OUTAGE_RETRY_FIRST
+            if requeued:
+                logger.warning("worker %s: %d job(s) cut short by the outage queued again", self.worker_id, requeued)
 
     def run_task(self, db_task_result: DBTaskResult) -> None:
         self.heartbeat.job = db_task_result

@@ -108,18 +108,23 @@ class TurnLog:
     # Sockets waiting for a backfill to answer their resume: they get the end from `resume`, after their text.
     resuming: set[str] = field(default_factory=set)
     greeted: dict[str, float] = field(default_factory=dict)  # socket -> when (monotonic) it was told to resume
+    # Ended from its saved message while its last deltas were still on their way here (the runner saves before its
+    # publisher has sent everything): the saved text after `delivered`, and the saved seq. Resumes get it too.
+    tail: str = ""
+    tail_seq: int = 0
 
     def catch_up(self, last_seq: int) -> str | None:
-        """One delta frame with all text after `last_seq` that local sockets have been sent (None if nothing)."""
-        if last_seq >= self.delivered:
+        """One delta frame with all text after `last_seq` that local sockets have been sent, and the saved tail
+        (None if nothing). `last_seq` must not exceed `delivered`."""
+        if last_seq >= self.delivered and not self.tail:
             return None
         pieces = [self.pieces[seq] for seq in range(last_seq + 1, self.delivered + 1)]
         html_pieces = [piece for piece in pieces if piece.html]
         event = events.assistant_delta(
             conversation_id=self.conversation_id,
             message_id=self.message_id,
-            seq=self.delivered,
-            text="".join(piece.text for piece in pieces),
+            seq=self.tail_seq if self.tail else self.delivered,
+            text="".join(piece.text for piece in pieces) + self.tail,
             html="".join(piece.html for piece in html_pieces),
             html_upto=html_pieces[-1].html_upto if html_pieces else 0,
         )
@@ -443,15 +448,10 @@ class RoomHub:
         if log.complete_from_start and saved_seq > log.delivered:
             held = log.text()
             if content.startswith(held) and len(content) > len(held):
-                event = events.assistant_delta(
-                    conversation_id=log.conversation_id,
-                    message_id=log.message_id,
-                    seq=saved_seq,
-                    text=content[len(held) :],
-                )
-                event["from_seq"] = log.delivered + 1
+                log.tail, log.tail_seq = content[len(held) :], saved_seq
                 behind = {name: socket for name, socket in log.watchers.items() if name not in log.held}
-                await self.write_to(behind, events.encode(event))
+                if (frame := log.catch_up(log.delivered)) is not None:
+                    await self.write_to(behind, frame)
         log.end_seq = saved_seq
         log.end_frame = events.encode(events.assistant_end(saved))
         await self._finish(log)
@@ -594,9 +594,13 @@ class RoomHub:
         if name in log.ended or name in log.watchers:
             return  # it has the end already, or holds everything up to `delivered` and gets the rest live
         if saved is not None and not log.finished:
-            # The database has it finished and its end has not reached this hub: end it now, for every socket.
-            await self.end_from_saved(log, saved)
-            return
+            # The database has it finished and its end has not reached this hub: end it now, for every socket, and
+            # give this one the text it lacks below, before its end.
+            log.resuming.add(name)
+            try:
+                await self.end_from_saved(log, saved)
+            finally:
+                log.resuming.discard(name)
         if not log.complete_from_start and not log.finished:
             # This hub subscribed after the turn began: fetch the start from the process running it.
             if log.backfill is None or log.backfill.done():
@@ -610,8 +614,8 @@ class RoomHub:
             if name in log.ended or name in log.watchers:
                 return
         if log.finished:
-            if log.complete_from_start:
-                if (frame := log.catch_up(last_seq)) is not None:
+            if log.complete_from_start and (last_seq <= log.delivered or not log.tail):
+                if last_seq <= log.delivered and (frame := log.catch_up(last_seq)) is not None:
                     await self.write_to(one, frame)
             elif log.end_frame is not None:  # ended from the saved message without all its frames here
                 await self._rest_from_saved(one, json.loads(log.end_frame)["message"], last_seq, chars)

@@ -107,12 +107,21 @@ def test_readyz_follows_the_database(tmp_path: Path) -> None:
         server = servers.start_server(tmp_path, database_url=postgres.url)
         try:
             wait_status(server, 200, 15)
+            worker = server.worker
+            assert worker is not None
             postgres.stop()
             body = wait_status(server, 503, UNHEALTHY_WITHIN)
             assert "database" in body["failed"]
             assert not body["checks"]["database"]["ok"]
+            # Down until the worker's job loop has met the outage (it used to exit with the error).
+            log = server.log_path.with_name(f"worker-{server.port}.log")
+            met = lambda: "the database failed" in log.read_text(errors="replace") or worker.poll() is not None  # noqa: E731
+            wait_for_value(met, 20, "the worker to meet the outage")
+            assert worker.poll() is None, f"the worker exited ({worker.returncode}): {server.worker_log()[-2000:]}"
             postgres.start()
-            wait_status(server, 200, 30)  # the worker reconnects and beats again too
+            body = wait_status(server, 200, 30)  # the worker reconnects and beats again too
+            assert worker.poll() is None, f"the worker exited ({worker.returncode}): {server.worker_log()[-2000:]}"
+            assert body["checks"]["worker"]["detail"] == "1 worker(s) alive"
         finally:
             server.stop()
     finally:

@@ -74,6 +74,40 @@ def _text_ids(model: Any, words: list[str]) -> list[int]:
         return list(chain.from_iterable(map(_word_ids.__getitem__, words)))
 
 
+# Each word's token vectors summed, one row per word seen by `embed_runs` in this process (a row per occurrence is
+# gathered per question instead of a row per token). Emptied when full; float32, so WORD_VECTORS_MAX rows are 50 MB.
+WORD_VECTORS_MAX = 50_000
+_word_rows: dict[str, int] = {}
+_word_matrix = np.zeros((0, 256), dtype=np.float32)
+
+
+def _word_vectors(model: Any, words: list[str]) -> np.ndarray:
+    """One row per word of `words`: the sum of its tokens' vectors (zero for a word without tokens)."""
+    global _word_matrix
+    with _lock:  # rows are indices into a matrix that grows (or is emptied) under the same lock
+        rows = list(map(_word_rows.get, words))
+        missing = list({word for word, row in zip(words, rows, strict=True) if row is None}) if None in rows else []
+        if missing:
+            if len(_word_rows) + len(missing) > WORD_VECTORS_MAX:
+                _word_rows.clear()
+            _token_ids(model, [missing])
+            table = model.embedding
+            fresh = np.zeros((len(missing), table.shape[1]), dtype=np.float32)
+            for row, word in enumerate(missing):
+                ids = _word_ids.get(word) or model.tokenizer.encode(word, add_special_tokens=False).ids
+                if ids:
+                    fresh[row] = table[ids].sum(axis=0)
+            used = len(_word_rows)
+            if used + len(missing) > len(_word_matrix):
+                grown = np.zeros((max(2 * len(_word_matrix), used + len(missing), 1024), fresh.shape[1]), np.float32)
+                grown[:used] = _word_matrix[:used]
+                _word_matrix = grown
+            _word_matrix[used : used + len(missing)] = fresh
+            _word_rows.update(zip(missing, range(used, used + len(missing)), strict=True))
+            rows = list(map(_word_rows.__getitem__, words))
+        return _word_matrix[np.array(rows, dtype=np.int64)]
+
+
 class OfflineEmbedder(Embedder):
     """Average-pooled static token embeddings: tens of thousands of sentences a second on one core."""
 
@@ -100,25 +134,26 @@ class OfflineEmbedder(Embedder):
         return normalise_rows(out)
 
     def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
-        """As the contract says, each piece's tokens summed once: a run's sum is the sum of its pieces' sums.
-        Search re-ranks 20 chunks' sentences and pairs per question; embedding every run apart cost twice as much."""
-        model = _load()
-        table = model.embedding
+        """As the contract says, from each word's token sum (cached per process): a piece's sum is the sum of its
+        words', a run's the sum of its pieces'. A mean's direction is its sum's, so nothing is divided. Search
+        re-ranks 20 chunks' sentences and pairs per question; gathering every token's vector cost three times as
+        much on multi-token words."""
         split = [[piece.split() for piece in pieces] for pieces in texts]
-        _token_ids(model, [words for pieces in split for words in pieces])
-        out = []
+        lengths = [len(words) for pieces in split for words in pieces]
+        flat = [word for pieces in split for words in pieces for word in words]
+        vectors = _word_vectors(_load(), flat)
+        piece_sums = np.zeros((len(lengths), self.dimensions), dtype=np.float32)
+        ends = np.cumsum(lengths).tolist()
+        for row, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+            if end > start:  # slice by slice: 10x faster here than np.add.reduceat or cumsum along rows
+                piece_sums[row] = vectors[start:end].sum(axis=0)
+        out, first = [], 0
         for pieces in split:
-            ids = [_text_ids(model, words) for words in pieces]
-            sums = np.zeros((len(ids), self.dimensions), dtype=np.float32)
-            for row, piece in enumerate(ids):
-                if piece:
-                    sums[row] = table[piece].sum(axis=0)
-            counts = np.fromiter(map(len, ids), dtype=np.float32, count=len(ids))
-            all_sums, all_counts = [sums], [counts]
-            for size in range(2, min(longest, len(ids)) + 1):
-                windows = len(ids) - size + 1
-                all_sums.append(np.add.reduce([sums[i : windows + i] for i in range(size)]))
-                all_counts.append(np.add.reduce([counts[i : windows + i] for i in range(size)]))
-            total, count = np.concatenate(all_sums), np.concatenate(all_counts)[:, None]
-            out.append(normalise_rows(np.divide(total, count, where=count > 0, out=np.zeros_like(total))))
+            sums = piece_sums[first : first + len(pieces)]
+            first += len(pieces)
+            blocks = [sums]
+            for size in range(2, min(longest, len(pieces)) + 1):
+                windows = len(pieces) - size + 1
+                blocks.append(np.add.reduce([sums[i : windows + i] for i in range(size)]))
+            out.append(normalise_rows(np.concatenate(blocks)))
         return out

@@ -90,6 +90,7 @@ def _word_vectors(model: Any, words: list[str]) -> np.ndarray:
         if missing:
             if len(_word_rows) + len(missing) > WORD_VECTORS_MAX:
                 _word_rows.clear()
+                missing = list(set(words))  # the batch's cached words went with the rest
             _token_ids(model, [missing])
             table = model.embedding
             fresh = np.zeros((len(missing), table.shape[1]), dtype=np.float32)

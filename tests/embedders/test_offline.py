@@ -91,3 +91,26 @@ def test_runs_of_sentences_equal_embedding_each_run_apart() -> None:
     for mine, theirs in zip(fast, apart, strict=True):
         assert np.allclose(mine, theirs, atol=1e-5)
     assert runs(["a", "b", "c"], 3) == ["a", "b", "c", "a b", "b c", "a b c"]
+
+
+def test_sentence_runs_stay_right_when_the_word_vector_cache_fills(monkeypatch):
+    """The per-word sums are emptied when full (mid-batch too): every vector is still the runs' own."""
+    from assistant_chat.embedders import offline
+    from assistant_chat.embedders.base import Embedder
+
+    monkeypatch.setattr(offline, "WORD_VECTORS_MAX", 6)
+    monkeypatch.setattr(offline, "_word_rows", {})
+    embedder = OfflineEmbedder()
+    batches = [
+        [["Sea otters crack shellfish.", "They float."]],
+        [["They float.", "Honeybees dance to say where flowers are."]],  # two words cached, the rest not
+        [["They float."]],
+    ]
+    largest = 0
+    for pieces in batches * 2:
+        for mine, theirs in zip(embedder.embed_runs(pieces), Embedder.embed_runs(embedder, pieces), strict=True):
+            assert np.allclose(mine, theirs, atol=1e-5)
+        words = {word for texts in pieces for piece in texts for word in piece.split()}
+        largest = max(largest, len(words))
+        # Past the bound only by one batch's own words: emptied, never kept growing.
+        assert words <= set(offline._word_rows) and len(offline._word_rows) <= max(6, largest)

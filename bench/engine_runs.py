@@ -42,7 +42,9 @@ def run_child(script: str, engine: str, args: list[str], database_prefix: str) -
                 text=True,
             ).stdout
         finally:
-            if database:
+            if database and os.environ.get("BENCH_KEEP_DATABASE"):
+                print(f"kept PostgreSQL database {database} (BENCH_KEEP_DATABASE)", file=sys.stderr)
+            elif database:
                 import psycopg
 
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

@@ -274,6 +274,7 @@
   // --- the message pane: open at the newest, follow while at the bottom, load older messages above ---------------
 
   let stick = true; // the reader is at the bottom: new text keeps them there
+  let followedTo = -1; // the scrollTop the pane was last put at to follow (or seen at while following)
 
   function atBottom() {
     return !pane || pane.scrollHeight - pane.scrollTop - pane.clientHeight < 60;
@@ -282,6 +283,7 @@
   function toBottom() {
     if (!pane) return;
     pane.scrollTop = pane.scrollHeight;
+    followedTo = pane.scrollTop;
     stick = true;
     jumpButton.hidden = true;
     clearUnreadMarker();
@@ -290,10 +292,14 @@
   // Follow the conversation while the reader is at the bottom; leave them be when they scrolled up to read.
   // Applied at once (not in the next frame), so that a paint never shows the newest line below the pane.
   function following(change) {
+    // Scrolled up since the pane last followed, but the scroll event (dispatched with the next frame) has not come
+    // yet: a delta in between must not pull the reader back down.
+    if (pane && stick && followedTo >= 0 && pane.scrollTop < followedTo - 2) stick = false;
     change();
     if (!pane) return;
     if (stick) {
       pane.scrollTop = pane.scrollHeight;
+      followedTo = pane.scrollTop;
     } else if (jumpButton.hidden) {
       jumpButton.hidden = false;
     }
@@ -304,6 +310,7 @@
       "scroll",
       function () {
         stick = atBottom();
+        if (stick) followedTo = pane.scrollTop;
         jumpButton.hidden = stick;
         if (stick && !document.hidden) clearUnreadMarker();
         if (pane.scrollTop < 300) loadOlder();

@@ -120,8 +120,20 @@ def test_the_pane_follows_a_stream_unless_the_reader_scrolled_up(browser, site, 
         assert_newest_and_composer_in_view(page, streaming=True)
     bob.screenshot(path=str(artifacts / f"ux-streaming-{viewport}.png"))
 
-    # Bob scrolls up to read: the pane stays where he is and offers to jump back.
-    bob.evaluate("() => { document.getElementById('pane').scrollTop = 200; }")
+    # Bob scrolls up to read: the pane stays where he is and offers to jump back. A delta handled before the scroll
+    # event is dispatched (it comes with the next frame) must not pull him back down: one is handed to the page in
+    # the same task as the scroll (seq 1 again, so it adds no text; it still goes through the pane's following).
+    bob.evaluate(
+        """(conversation) => {
+          document.getElementById('pane').scrollTop = 200;
+          const answer = [...document.querySelectorAll('li.message.assistant')].pop();
+          const frame = {type: 'assistant.delta', conversation_id: conversation, message_id: Number(answer.dataset.id),
+                         seq: 1, text: ''};
+          window.__sockets[window.__sockets.length - 1].dispatchEvent(
+            new MessageEvent('message', {data: JSON.stringify(frame)}));
+        }""",
+        seeded["history"],
+    )
     bob.wait_for_selector("#jump-latest", state="visible")
     top = bob.evaluate("() => document.getElementById('pane').scrollTop")
     bob.wait_for_timeout(600)

@@ -20,6 +20,12 @@ PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-1", "carol": "carol-pw-1", "s
 # What copying put on the clipboard, kept by the page (the clipboard itself is the OS's, not readable headless).
 RECORD_COPIES = """
 (() => {
+  // The page's sockets, so a test can hand the page a frame at a moment of its choosing.
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = function (...args) { const s = new Native(...args); window.__sockets.push(s); return s; };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
   const keep = (text) => { window.__copied = text; };
   if (navigator.clipboard) {
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);

@@ -13,8 +13,11 @@ or the API.
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +31,16 @@ HNSW_EF_SEARCH = 80
 HNSW_MAX_SCAN_TUPLES = 20000
 # A filter matching at most this many chunks is searched exactly (cheaper than walking the graph past the rest).
 EXACT_BELOW = 4000
+# Above that, exact or graph by cost: an exact scan reads the n filtered rows; the graph walk visits about N / n
+# nodes (N: all the assistant's vectors) per row it keeps, each with its neighbours. Exact wins while n * n <= this
+# times N: measured at N = 100,000 (docs/benchmarks.md), exact 13 ms and graph 19 ms at n = 10,000, 25 and 11 at
+# n = 20,000, so the two cross near n = 12,500.
+EXACT_CROSSOVER = 1500
+# How many vectors a filter (and an assistant) has, remembered per process: counting 10,000 rows costs ~3 ms a
+# question, and a room asks with the same filter every time. A stale count only picks the slower of two complete
+# searches, never a wrong result.
+COUNT_TTL = 30.0
+COUNT_CACHE_SIZE = 512
 # Pending vectors added to the HNSW graph per transaction by `vectors_index_pending`.
 INDEX_BATCH = 1000
 
@@ -203,13 +216,7 @@ def _search_postgresql(
         where += " AND v.file_id = ANY(%s)"
         params.append(pks)
     with transaction.atomic(), connection.cursor() as cursor:
-        exact = False
-        if pks is not None:
-            cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} v WHERE {where} LIMIT %s) s",  # noqa: S608
-                [*params, EXACT_BELOW + 1],
-            )
-            exact = cursor.fetchone()[0] <= EXACT_BELOW
+        exact = pks is not None and _exact_cheaper(cursor, where, params)
         if not exact:
             # Iterative scan keeps walking the graph until `limit` rows pass the filter (or the tuple budget ends).
             cursor.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}")
@@ -227,6 +234,37 @@ def _search_postgresql(
                 return merged[:limit]
         # Exact: the expression differs from the index's, so the planner scans the filtered rows instead.
         return _pg_nearest(cursor, "v.embedding", "%s::vector", where, literal, params, limit)
+
+
+def _exact_cheaper(cursor, where: str, params: list) -> bool:  # type: ignore[no-untyped-def]
+    """Whether an exact scan of the filtered vectors (`where` ends with the filter, the last of `params`) costs
+    less than a filtered walk of the graph."""
+    total = _count(cursor, where.rsplit(" AND ", 1)[0], params[:-1])  # the assistant's, filter left out
+    most = max(EXACT_BELOW, math.isqrt(EXACT_CROSSOVER * total))
+    return _count(cursor, where, params, cap=most + 1) <= most
+
+
+_counts: OrderedDict[tuple, tuple[float, int]] = OrderedDict()
+_counts_lock = threading.Lock()
+
+
+def _count(cursor, where: str, params: list, cap: int | None = None) -> int:  # type: ignore[no-untyped-def]
+    """The vectors matching `where`, counted up to `cap` (a LIMIT stops the scan there)."""
+    key = (connection.settings_dict.get("NAME"), where, cap, *(tuple(p) if isinstance(p, list) else p for p in params))
+    now = time.monotonic()
+    with _counts_lock:
+        cached = _counts.get(key)
+    if cached is not None and now - cached[0] < COUNT_TTL:
+        return cached[1]
+    limit = f" LIMIT {int(cap)}" if cap is not None else ""
+    cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} v WHERE {where}{limit}) s", params)  # noqa: S608
+    count = int(cursor.fetchone()[0])
+    with _counts_lock:
+        _counts[key] = (now, count)
+        _counts.move_to_end(key)
+        while len(_counts) > COUNT_CACHE_SIZE:
+            _counts.popitem(last=False)
+    return count
 
 
 def _pg_nearest(cursor, column: str, probe: str, where: str, literal: str, params: list, limit: int) -> list[VectorHit]:  # type: ignore[no-untyped-def]
@@ -310,6 +348,8 @@ def _search_sqlite(
 
 
 def forget_cache() -> None:
-    """Drop every loaded matrix (tests, and a process that wants its memory back)."""
+    """Drop every loaded matrix and remembered count (tests, and a process that wants its memory back)."""
     with _cache_lock:
         _cache.clear()
+    with _counts_lock:
+        _counts.clear()

@@ -65,9 +65,38 @@ def run(**overrides):
     return [h.chunk_id for h in hits], sorted({h.file_pk for h in hits})
 
 
-out["hnsw"] = run(EXACT_BELOW=0)                              # iterative scan inside the index
-out["starved_then_exact"] = run(EXACT_BELOW=0, HNSW_MAX_SCAN_TUPLES=1)  # the scan gives up; exact fills in
+GRAPH = {"EXACT_BELOW": 0, "EXACT_CROSSOVER": 0}                # never exact by count: the graph is walked
+out["hnsw"] = run(**GRAPH)                                     # iterative scan inside the index
+out["starved_then_exact"] = run(**GRAPH, HNSW_MAX_SCAN_TUPLES=1)  # the scan gives up; exact fills in
 out["exact"] = run()                                          # 50 chunks: exact from the start
+
+from django.test.utils import CaptureQueriesContext
+
+
+def path(file_pks, **overrides):
+    saved = {name: getattr(vectors, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(vectors, name, value)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            vectors.vector_search(assistant_id=assistant.pk, model="offline", query=query, file_pks=file_pks, limit=10)
+    finally:
+        for name, value in saved.items():
+            setattr(vectors, name, value)
+    walked = any("hnsw.iterative_scan" in q["sql"] for q in queries.captured_queries)
+    counted = sum("count(*)" in q["sql"] for q in queries.captured_queries)
+    return ["graph" if walked else "exact", counted]
+
+
+vectors.forget_cache()
+every_file = {f.pk for f in files}
+# By cost, over 2,000 vectors: exact up to sqrt(1500 * 2000) = 1732 of them; 50 are exact, all 2,000 walk the graph.
+out["paths"] = [
+    path({target}, EXACT_BELOW=0),
+    path({target}, EXACT_BELOW=0),  # the counts are remembered: no count query the second time
+    path(every_file, EXACT_BELOW=0),
+    path(set(list(every_file)[:30]), EXACT_BELOW=0),  # 1,500 vectors: still exact
+]
 out["expected"] = expected
 out["target"] = target
 unfiltered = vectors.vector_search(assistant_id=assistant.pk, model="offline", query=query, limit=5)
@@ -126,6 +155,11 @@ out["handbook_chunks"] = [[c.file.name, c.ordinal, c.pages, c.tokens > 0, c.text
 out["permit"] = [File.objects.get(pk=h.file_pk).name for h in search(assistant=handbook, query="reception", mode="lexical")]
 extra = Chunk.objects.create(file=handbook_chunks[0].file, assistant=handbook, ordinal=99, text="later")
 out["later_id_above"] = extra.pk > max(c.pk for c in handbook_chunks)
+with connection.cursor() as cursor:
+    cursor.execute(
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = 'assistant_chat_chunk'::regclass AND attname = 'search_vector'"
+    )
+    out["search_vector_storage"] = cursor.fetchone()[0]
 print("RESULT " + json.dumps(out))
 """
 
@@ -174,6 +208,11 @@ def test_pgvector_search_filters_inside_the_index_and_never_starves(result: dict
     assert result["paraphrase"] == "pets.txt" and result["lexical"] == 0
 
 
+def test_a_filtered_search_scans_exactly_while_that_costs_less_than_walking_the_graph(result: dict) -> None:
+    # [path, count queries]: the assistant's and the filter's counts, then none while they are remembered.
+    assert result["paths"] == [["exact", 2], ["exact", 0], ["graph", 1], ["exact", 1]]
+
+
 def test_pending_vectors_are_searched_exactly_until_the_indexing_job_adds_them_to_the_graph(result: dict) -> None:
     assert result["pending_before"] == 5
     assert result["pending_hits"] == result["late_ids"]  # nearest to themselves, with and without a filter
@@ -190,3 +229,5 @@ def test_ingestion_copies_chunks_with_sequence_ids_and_the_lexical_index_filled(
     ]
     assert result["permit"] == ["parking.txt"]
     assert result["later_id_above"] is True
+    # The ranking reads each candidate's tsvector: kept in the row (storage MAIN), not fetched from TOAST per term.
+    assert result["search_vector_storage"] == "m"

@@ -294,6 +294,9 @@ EMBEDDINGS_TIMEOUT = env_float("EMBEDDINGS_TIMEOUT", 60.0)
 # How many fused candidates search ranks again by their best sentence (built-in embedder only; 0: none). Each costs
 # a few hundred token lookups per question; see docs/benchmarks.md for quality and latency at 0, 10 and 20.
 SEARCH_RERANK_DEPTH = env_int("SEARCH_RERANK_DEPTH", 20)
+# Threads per process that run a question's vector search on a connection of their own while its word search runs
+# on the caller's (0: one after the other; knowledge/overlap.py). Each keeps a database connection open.
+SEARCH_THREADS = env_int("SEARCH_THREADS", 2)
 # Blank lines sent on /chat streams while a model is silent, so proxies and clients keep the connection open.
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 # Pace of the built-in offline model, in words per second (0: as fast as possible; bin/run uses 25 for the demo).

@@ -13,15 +13,16 @@ import logging
 from collections.abc import Collection
 from typing import Literal
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from ..embedders.base import EmbeddingError
+from ..embedders.base import Embedder, EmbeddingError
 from ..models import Assistant
-from . import rerank
+from . import overlap, rerank
 from .embedding import embedder_for, query_vector
 from .search import Hit, search_chunks
-from .vectors import vector_search
+from .vectors import VectorHit, vector_search
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ RRF_K = 60
 # Nearest neighbours always exist, relevant or not. A chunk found by meaning alone is kept only when it is at least
 # this fraction as similar as the best one, so a question does not pull unrelated passages into the prompt.
 DENSE_RELATIVE_FLOOR = 0.5
+PREPARE_BATCH = 4  # word matches whose sentences are embedded between two looks at the vector search
 
 
 def search(
@@ -39,21 +41,34 @@ def search(
     """The best `limit` chunks for `query`, best first, under the file set of a filter (None: all files)."""
     if limit <= 0 or (file_pks is not None and not file_pks) or not query.strip():
         return []
+    # On PostgreSQL the meaning half runs on another connection while the words half runs here (overlap.py).
+    meaning = (
+        overlap.submit(_meaning, assistant, query, file_pks, limit) if mode == "hybrid" and overlap.usable() else None
+    )
     lexical = (
         [] if mode == "dense" else search_chunks(assistant_id=assistant.pk, query=query, file_pks=file_pks, limit=limit)
     )
     if mode == "lexical":
         return lexical
     try:
-        vector = query_vector(assistant.embedded_with, query)
+        embedder: Embedder | None = embedder_for(assistant.embedded_with)
+    except EmbeddingError:  # not configured: embedding the question fails below, and is reported there
+        embedder = None
+    rerank_depth = settings.SEARCH_RERANK_DEPTH if embedder is not None and embedder.local else 0
+    if meaning is not None and embedder is not None and rerank_depth > 0:
+        # While the vector search runs on the other connection, the first word matches' sentences get their
+        # vectors for the second stage, a few at a time, until it answers: time this thread would spend waiting.
+        for start in range(0, min(len(lexical), rerank_depth), PREPARE_BATCH):
+            if meaning.done():
+                break
+            rerank.prepare(embedder, lexical[start : start + PREPARE_BATCH])
+    try:
+        vector, dense = meaning.result() if meaning is not None else _meaning(assistant, query, file_pks, limit)
     except EmbeddingError:
         logger.warning(
             "embedding a question for assistant %s failed; lexical ranking only", assistant.pk, exc_info=True
         )
         return lexical
-    dense = vector_search(
-        assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
-    )
     if mode == "dense":
         rows = _chunks([hit.chunk_id for hit in dense])
         return [_hit(rows[hit.chunk_id], max(hit.similarity, 0.0)) for hit in dense if hit.chunk_id in rows]
@@ -64,12 +79,21 @@ def search(
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
     hits = fuse(lexical, dense, limit)
-    if settings.SEARCH_RERANK_DEPTH > 0 and (embedder := embedder_for(assistant.embedded_with)).local:
-        hits = rerank.by_sentences(embedder, vector, hits, depth=settings.SEARCH_RERANK_DEPTH)
+    if embedder is not None and rerank_depth > 0:
+        hits = rerank.by_sentences(embedder, vector, hits, depth=rerank_depth)
     hits = rerank.lexical_lead(query, lexical, hits)
     # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.
     scores = sorted((hit.score for hit in hits), reverse=True)
     return [Hit(h.chunk_id, h.file_pk, h.ordinal, h.text, h.pages, s) for h, s in zip(hits, scores, strict=True)]
+
+
+def _meaning(
+    assistant: Assistant, query: str, file_pks: Collection[int] | None, limit: int
+) -> tuple[np.ndarray, list[VectorHit]]:
+    vector = query_vector(assistant.embedded_with, query)
+    return vector, vector_search(
+        assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
+    )
 
 
 def fuse(lexical: list[Hit], dense: list, limit: int) -> list[Hit]:

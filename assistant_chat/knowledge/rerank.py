@@ -62,6 +62,11 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
     return [found[key] for key in keys]
 
 
+def prepare(embedder: Embedder, hits: list[Hit]) -> None:
+    """Embed `hits`' sentences ahead of `by_sentences` (they are cached per process)."""
+    _units(embedder, hits)
+
+
 def by_sentences(embedder: Embedder, query: np.ndarray, hits: list[Hit], depth: int = DEPTH) -> list[Hit]:
     """The first `depth` hits ordered by RRF of their order and their best sentence's similarity; the rest after."""
     head, tail = hits[:depth], hits[depth:]

@@ -146,6 +146,47 @@ for name, data in [
 hits = search(assistant=handbook, query="Can I bring my dog to work?")
 out["paraphrase"] = File.objects.get(pk=hits[0].file_pk).name
 out["lexical"] = len(search(assistant=handbook, query="Can I bring my dog to work?", mode="lexical"))
+# Outside a transaction the vector search runs on a search thread's own connection while the word search runs on
+# this one; inside one, here (the other connection would not see uncommitted rows). Same hits either way.
+import threading
+from django.conf import settings as django_settings
+from django.db import transaction
+from assistant_chat.knowledge import hybrid, overlap
+
+ran_on = []
+meaning = hybrid._meaning
+
+
+def traced(*args):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        ran_on.append([threading.current_thread().name.startswith("search"), cursor.fetchone()[0]])
+    return meaning(*args)
+
+
+def connections_open():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+hybrid._meaning = traced
+questions = ["Can I bring my dog to work?", "where do staff park", "guide animals", "permit from reception"]
+overlapped = [[(h.chunk_id, h.score) for h in search(assistant=handbook, query=q)] for q in questions]
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    own_pid = cursor.fetchone()[0]
+with transaction.atomic():
+    search(assistant=handbook, query=questions[0])
+django_settings.SEARCH_THREADS = 0
+in_sequence = [[(h.chunk_id, h.score) for h in search(assistant=handbook, query=q)] for q in questions]
+django_settings.SEARCH_THREADS = 2
+hybrid._meaning = meaning
+out["overlap_same_hits"] = overlapped == in_sequence and all(overlapped)
+out["overlap_threads"] = [[on_thread, pid != own_pid] for on_thread, pid in ran_on]
+before = connections_open()
+overlap.shutdown()
+out["overlap_connections_closed"] = before - connections_open()
 # Ingestion wrote the handbook's vectors pending and queued the indexing job (run at once in immediate mode).
 out["handbook_pending"] = vectors.vectors_pending_count(assistant_id=handbook.pk)
 out["handbook_vectors"] = ChunkVector.objects.filter(assistant=handbook).count()
@@ -211,6 +252,13 @@ def test_pgvector_search_filters_inside_the_index_and_never_starves(result: dict
 def test_a_filtered_search_scans_exactly_while_that_costs_less_than_walking_the_graph(result: dict) -> None:
     # [path, count queries]: the assistant's and the filter's counts, then none while they are remembered.
     assert result["paths"] == [["exact", 2], ["exact", 0], ["graph", 1], ["exact", 1]]
+
+
+def test_hybrid_search_runs_its_vector_half_on_another_connection_outside_a_transaction(result: dict) -> None:
+    assert result["overlap_same_hits"] is True
+    # Four searches on a search thread's connection, one inside a transaction on the caller's, four in sequence.
+    assert result["overlap_threads"] == [[True, True]] * 4 + [[False, False]] * 5
+    assert result["overlap_connections_closed"] >= 1  # shutdown closes the search threads' connections
 
 
 def test_pending_vectors_are_searched_exactly_until_the_indexing_job_adds_them_to_the_graph(result: dict) -> None:

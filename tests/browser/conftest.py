@@ -54,7 +54,8 @@ def artifacts() -> Path:
 def log_in(browser: Any, base_url: str, username: str, password: str, next_path: str, **options: Any) -> Any:
     """A new browser context (its own cookies) signed in as `username`, on `next_path`; `options` go to
     `new_context` (viewport, color_scheme, ...)."""
-    context = browser.new_context(base_url=base_url, **options)
+    # Day separators are drawn in the browser's time zone; the seeded days are UTC days.
+    context = browser.new_context(base_url=base_url, **{"timezone_id": "UTC", **options})
     page = context.new_page()
     page.goto(f"/login/?next={next_path}")
     page.fill("#id_username", username)

@@ -62,9 +62,15 @@ for i in range(130):
         )
     )
 saved = Message.objects.bulk_create(rows)
+# Three days (2, 1 and 0 days ago), each message within its UTC day at any time of day the suite runs: the earlier
+# days' at midday, today's in the seconds before now (minutes before now crossed midnight in a run at 02:05 UTC).
+midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
 for i, message in enumerate(sorted(saved, key=lambda m: m.pk)):
-    days_ago = 2 - (i * 3) // 130  # three days: 2, 1 and 0 days ago
-    stamp = now - timedelta(days=days_ago, minutes=130 - i)
+    days_ago = 2 - (i * 3) // 130
+    if days_ago:
+        stamp = midnight - timedelta(days=days_ago) + timedelta(hours=12, seconds=i)
+    else:
+        stamp = max(midnight, now - timedelta(seconds=130 - i))
     Message.objects.filter(pk=message.pk).update(created_at=stamp)
 print(
     json.dumps(

@@ -41,7 +41,7 @@ def search(
     """The best `limit` chunks for `query`, best first, under the file set of a filter (None: all files)."""
     if limit <= 0 or (file_pks is not None and not file_pks) or not query.strip():
         return []
-    # On PostgreSQL the meaning half runs on another connection while the words half runs here (overlap.py).
+    # Outside a transaction the meaning half runs on another connection while the words half runs here (overlap.py).
     meaning = (
         overlap.submit(_meaning, assistant, query, file_pks, limit) if mode == "hybrid" and overlap.usable() else None
     )

@@ -139,16 +139,31 @@ class Passages:
             self.queries[question] = self.embedder.embed_query(question)
         return float((self._units(chunk_id) @ self.queries[question]).max())
 
+    def word_match(self, question: str, chunk_ids: list[tuple[str, int]]) -> list[float]:
+        """The product's word ranking (knowledge/rerank.py): each question term's nearest word in the chunk."""
+        from assistant_chat.knowledge.rerank import word_match
+        from assistant_chat.knowledge.search import Hit, query_terms
 
-def rerank(row: dict, passages: Passages, *, depth: int, weight: float, k: float, base) -> list[int]:  # type: ignore[no-untyped-def]
-    """The first `depth` of a fused order ranked again by RRF of that order and the sentence-level similarity."""
+        hits = [Hit(c[1], 0, 0, self.texts[c], [], 0.0) for c in chunk_ids]
+        return word_match(self.embedder, query_terms(question), hits)
+
+
+def rerank(  # type: ignore[no-untyped-def]
+    row: dict, passages: Passages, *, depth: int, weight: float, k: float, base, words: float = 0.0
+) -> list[int]:
+    """The first `depth` of a fused order ranked again by RRF of that order, the sentence-level similarity (at
+    `weight`) and, at `words` > 0, the word ranking."""
     order = base(row)
     head, tail = order[:depth], order[depth:]
     sims = {c: passages.similarity(row["question"], (row["engine"], c)) for c in head}
-    by_sim = sorted(head, key=lambda c: (-sims[c], c))
+    rankings = [(weight, sims)]
+    if words > 0:
+        scores = passages.word_match(row["question"], [(row["engine"], c) for c in head])
+        rankings.append((words, dict(zip(head, scores, strict=True))))
     fused = {c: 1.0 / (k + i + 1) for i, c in enumerate(head)}
-    for i, c in enumerate(by_sim):
-        fused[c] += weight / (k + i + 1)
+    for w, by in rankings:
+        for i, c in enumerate(sorted(head, key=lambda c: (-by[c], c))):
+            fused[c] += w / (k + i + 1)
     return sorted(head, key=lambda c: (-fused[c], c)) + tail
 
 
@@ -218,6 +233,29 @@ def settings(passages: Passages | None) -> list[tuple[str, object]]:
                 (
                     f"rrf k={base_k} w_lex={base_w} floor=0.5 + sentences 20/1.0/5, lexical first at coverage>={threshold}",
                     lambda row, t=threshold, b=gate_base: gated(row, passages.texts, threshold=t, base=b),
+                )
+            )
+        # The word ranking as a third input of the second stage (knowledge/rerank.py's word_match), on the chosen
+        # first stage and gate; `sentences 0` is words in place of sentences.
+        for depth, sentence_w, word_w, k in itertools.product(
+            (10, 15, 20, 32), (0.0, 0.5, 1.0), (0.5, 0.7, 1.0, 1.5), (3, 5, 10)
+        ):
+
+            def words_base(row, d=depth, sw=sentence_w, ww=word_w, kk=k):  # type: ignore[no-untyped-def]
+                return rerank(
+                    row,
+                    passages,
+                    depth=d,
+                    weight=sw,
+                    k=kk,
+                    words=ww,
+                    base=lambda r: rrf(r, k=60, w_lexical=1.0, floor=0.5),
+                )
+
+            found.append(
+                (
+                    f"rrf k=60 w_lex=1.0 floor=0.5 + sentences {depth}/{sentence_w}/{k} + words {word_w}, lexical first at coverage>=0.5",
+                    lambda row, b=words_base: gated(row, passages.texts, threshold=0.5, base=b),
                 )
             )
         for base_k, base_w in ((60, 1.0), (30, 0.5), (60, 0.5)):

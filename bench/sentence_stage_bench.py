@@ -1,4 +1,4 @@
-"""The sentence stage of hybrid search (rerank.by_sentences over 20 chunks), now and as of an earlier commit, in
+"""The sentence stage of hybrid search (rerank.by_meaning without the word ranking, over 20 chunks; by_sentences before it), now and as of an earlier commit, in
 one run on the same chunks: knowledge_bench's ~680-word pseudo-word chunks (3.5 tokens a word) and prose.
 
     .venv/bin/python bench/sentence_stage_bench.py [--baseline COMMIT]
@@ -80,7 +80,7 @@ def main() -> None:
             for key, module, embedder in (("then", old_rerank, then), ("now", rerank, now)):
                 hits = [Hit(base + i, 1, i, texts[20 * q + i], [], 1.0) for i in range(20)]
                 started = time.perf_counter()
-                ranked = module.by_sentences(embedder, query, hits)
+                ranked = (getattr(module, "by_meaning", None) or module.by_sentences)(embedder, query, hits)
                 timings[key].append((time.perf_counter() - started) * 1000)
                 orders[key] = [hit.chunk_id for hit in ranked]
             same = same and orders["then"] == orders["now"]

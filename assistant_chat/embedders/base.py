@@ -50,6 +50,11 @@ class Embedder:
         """One text as a 1-D vector (the same space as `embed`)."""
         return self.embed([text])[0]
 
+    def embed_words(self, words: list[str]) -> np.ndarray:
+        """Each single word's vector (the same space as `embed`): search matches a question's terms to a chunk's
+        words by them. An embedder that can cache per word does it faster."""
+        return self.embed(words)
+
     def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
         """For each text given as its pieces (sentences, in order): the vectors of every run of 1 to `longest`
         adjacent pieces joined by a space, the single pieces first, then the runs of two, and so on."""

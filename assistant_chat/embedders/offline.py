@@ -146,6 +146,13 @@ class OfflineEmbedder(Embedder):
                 out[row] = table[ids].mean(axis=0)
         return normalise_rows(out)
 
+    def embed_words(self, words: list[str]) -> np.ndarray:
+        """From each word's token sum, cached per process (a mean's direction is its sum's): a question's word
+        match meets a couple of thousand words, nearly all of them seen before."""
+        if not words:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return normalise_rows(_word_vectors(_load(), words))
+
     def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
         """As the contract says, from each word's token sum (cached per process): a piece's sum is the sum of its
         words', a run's the sum of its pieces'. A mean's direction is its sum's, so nothing is divided. Search

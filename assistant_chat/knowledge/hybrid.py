@@ -1,5 +1,5 @@
 """Hybrid ranking: lexical (search.py) and dense (vectors.py) candidates fused by reciprocal rank fusion, then
-ranked again by their best sentence and by the question's words (rerank.py).
+ranked again by their best sentence and their words' meaning, and led by the question's own words (rerank.py).
 
 Called by retrieval.py, which serves `context`, chat and rooms alike. A question is embedded with the model the
 assistant's vectors were made with (`Assistant.embedded_with`). If embedding the question fails (a provider
@@ -21,7 +21,7 @@ from ..embedders.base import Embedder, EmbeddingError
 from ..models import Assistant
 from . import overlap, rerank
 from .embedding import embedder_for, query_vector
-from .search import Hit, search_chunks
+from .search import Hit, query_terms, search_chunks
 from .vectors import VectorHit, vector_search
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def search(
         ]
     hits = fuse(lexical, dense, limit)
     if embedder is not None and rerank_depth > 0:
-        hits = rerank.by_sentences(embedder, vector, hits, depth=rerank_depth)
+        hits = rerank.by_meaning(embedder, vector, hits, depth=rerank_depth, terms=query_terms(query))
     hits = rerank.lexical_lead(query, lexical, hits)
     # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.
     scores = sorted((hit.score for hit in hits), reverse=True)

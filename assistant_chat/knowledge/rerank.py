@@ -1,9 +1,12 @@
 """Second-stage ranking of hybrid search's first candidates: by their best sentence, and by the question's words.
 
 A chunk's vector is the mean of about 250 tokens, while a question in other words matches one or two of its
-sentences; the mean dilutes them. So the first `DEPTH` fused candidates are ranked again by reciprocal rank fusion
-of their fused order and their best sentence (or pair of adjacent sentences) by the same embedder. Only for an
-embedder that runs in this process (`Embedder.local`): a provider's would cost a paid round trip per question.
+sentences, and a few of its words; the mean dilutes them. So the first `DEPTH` fused candidates are ranked again by
+reciprocal rank fusion of three rankings: their fused order, their best sentence (or pair of adjacent sentences) by
+the same embedder, and how closely the chunk's words match the question's terms by meaning (for each term, the
+nearest word of the chunk, averaged: "dog" meets "pets", "nicked" meets "theft", and the word itself scores 1).
+Only for an embedder that runs in this process (`Embedder.local`): a provider's would cost a paid round trip per
+question.
 
 And a question written in the document's own words has its answer where those words stand together: when the
 first words-only hit holds at least `LEXICAL_LEAD_COVERAGE` of the question's terms, it leads. Paraphrased questions
@@ -22,10 +25,11 @@ from collections import OrderedDict
 import numpy as np
 
 from ..embedders.base import Embedder
-from .search import WORD, Hit, query_terms
+from .search import STOPWORDS, WORD, Hit, query_terms
 
-DEPTH = 20  # fused candidates ranked again by sentences (settings.SEARCH_RERANK_DEPTH)
+DEPTH = 20  # fused candidates ranked again by sentences and words (settings.SEARCH_RERANK_DEPTH)
 SENTENCE_WEIGHT = 1.0  # the sentence ranking's weight beside the fused order's (1.0)
+WORD_WEIGHT = 1.0  # the word-match ranking's weight beside the fused order's (1.0)
 RERANK_K = 5  # RRF constant of the second stage: a short list, so the top places count
 LEXICAL_LEAD_COVERAGE = 0.5
 STEM = 5  # letters a question's term and a chunk's word must share at their start (a language-free stem)
@@ -36,6 +40,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # within a line: a line break alwa
 # Sentence vectors per chunk text, per process: follow-up questions and busy rooms search the same chunks again.
 _CACHE_SIZE = 4096
 _cache: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+_words: OrderedDict[tuple[int, str], list[str]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -63,22 +68,61 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
 
 
 def prepare(embedder: Embedder, hits: list[Hit]) -> None:
-    """Embed `hits`' sentences ahead of `by_sentences` (they are cached per process)."""
+    """Embed `hits`' sentences and words ahead of `by_meaning` (both are cached per process)."""
     _units(embedder, hits)
+    embedder.embed_words(list(dict.fromkeys(word for each in _chunk_words(hits) for word in each)))
 
 
-def by_sentences(embedder: Embedder, query: np.ndarray, hits: list[Hit], depth: int = DEPTH) -> list[Hit]:
-    """The first `depth` hits ordered by RRF of their order and their best sentence's similarity; the rest after."""
+def by_meaning(
+    embedder: Embedder, query: np.ndarray, hits: list[Hit], depth: int = DEPTH, terms: list[str] | None = None
+) -> list[Hit]:
+    """The first `depth` hits ordered by RRF of their order, their best sentence's similarity to the question's
+    vector `query`, and (given the question's `terms`) their words' match to them; the rest after."""
     head, tail = hits[:depth], hits[depth:]
     if len(head) < 2:
         return hits
     best = [float((units @ query).max()) for units in _units(embedder, head)]
-    by_similarity = sorted(range(len(head)), key=lambda i: (-best[i], i))
+    rankings = [(SENTENCE_WEIGHT, best)]
+    if terms:
+        rankings.append((WORD_WEIGHT, word_match(embedder, terms, head)))
     fused = [1.0 / (RERANK_K + i + 1) for i in range(len(head))]
-    for rank, i in enumerate(by_similarity):
-        fused[i] += SENTENCE_WEIGHT / (RERANK_K + rank + 1)
+    for weight, scores in rankings:
+        for rank, i in enumerate(sorted(range(len(head)), key=lambda i: (-scores[i], i))):
+            fused[i] += weight / (RERANK_K + rank + 1)
     order = sorted(range(len(head)), key=lambda i: (-fused[i], i))
     return [head[i] for i in order] + tail
+
+
+def content_words(text: str) -> list[str]:
+    """A text's distinct words, lower-cased, stopwords left out, in order of first use."""
+    return [word for word in dict.fromkeys(WORD.findall(text.lower())) if word not in STOPWORDS]
+
+
+def _chunk_words(hits: list[Hit]) -> list[list[str]]:
+    """Each hit's content words, cached per process beside its sentence vectors (splitting is a third of the cost)."""
+    keys = [(hit.chunk_id, hit.text) for hit in hits]
+    with _lock:
+        found = {key: _words[key] for key in keys if key in _words}
+    if len(found) < len(keys):
+        fresh = {key: content_words(key[1]) for key in keys if key not in found}
+        with _lock:
+            _words.update(fresh)
+            while len(_words) > _CACHE_SIZE:
+                _words.popitem(last=False)
+        found.update(fresh)
+    return [found[key] for key in keys]
+
+
+def word_match(embedder: Embedder, terms: list[str], hits: list[Hit]) -> list[float]:
+    """For each hit, the mean over `terms` of the cosine between a term and the hit's nearest word by meaning."""
+    words = _chunk_words(hits)
+    vocabulary = list(dict.fromkeys(word for each in words for word in each))
+    if not vocabulary:
+        return [0.0] * len(hits)
+    column = {word: i for i, word in enumerate(vocabulary)}
+    vectors = embedder.embed_words([*terms, *vocabulary])
+    similarity = vectors[: len(terms)] @ vectors[len(terms) :].T  # terms x vocabulary, in one product
+    return [float(similarity[:, [column[word] for word in each]].max(axis=1).mean()) if each else 0.0 for each in words]
 
 
 def coverage(query: str, text: str) -> float:

@@ -51,7 +51,7 @@ def test_best_sentence_lifts_a_chunk_whose_one_sentence_answers() -> None:
     answer = filler + "Pets are not permitted on company premises. " + filler
     hits = [hit(i, f"Quarterly revenue table {i}. Revenue rose in the third quarter.") for i in range(4)]
     hits.append(hit(9, answer))
-    ranked = rerank.by_sentences(embedder, query, hits)
+    ranked = rerank.by_meaning(embedder, query, hits)
     assert [h.chunk_id for h in ranked].index(9) < 4
     assert sorted(h.chunk_id for h in ranked) == sorted(h.chunk_id for h in hits)  # nothing lost or added
 
@@ -67,12 +67,66 @@ def test_only_the_first_depth_are_reranked_and_sentence_vectors_are_cached(monke
             return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(texts), 1))
 
     hits = [hit(100 + i, f"Sentence number {i} is here.") for i in range(rerank.DEPTH + 5)]
-    ranked = rerank.by_sentences(Counting(), np.array([1.0, 0.0], dtype=np.float32), hits)
+    ranked = rerank.by_meaning(Counting(), np.array([1.0, 0.0], dtype=np.float32), hits)
     assert ranked[rerank.DEPTH :] == hits[rerank.DEPTH :]  # the tail keeps its order
     assert ranked[: rerank.DEPTH] == hits[: rerank.DEPTH]  # equal similarities: the fused order decides
     assert calls == [rerank.DEPTH]
-    rerank.by_sentences(Counting(), np.array([1.0, 0.0], dtype=np.float32), hits)
+    rerank.by_meaning(Counting(), np.array([1.0, 0.0], dtype=np.float32), hits)
     assert calls == [rerank.DEPTH]  # the second search embeds nothing
+
+
+def test_word_match_scores_the_nearest_word_by_meaning_and_the_word_itself_fully() -> None:
+    embedder = OfflineEmbedder()
+    pets = hit(1, "Pets are not permitted on company premises.")
+    revenue = hit(2, "Quarterly revenue rose in the third quarter.")
+    empty = hit(3, "The and of it.")  # stopwords only: nothing to match
+    dog, money, nothing = rerank.word_match(embedder, ["dog", "office"], [pets, revenue, empty])
+    assert dog > money  # "dog" is nearer "pets" than any word of the revenue chunk
+    assert nothing == 0.0
+    assert rerank.word_match(embedder, ["premises"], [pets])[0] == pytest.approx(1.0, abs=1e-5)
+    assert rerank.word_match(embedder, ["dog"], []) == []
+
+
+def test_content_words_are_lower_cased_distinct_and_without_stopwords() -> None:
+    assert rerank.content_words("The Dog and the dog's DOG bowl.") == ["dog", "s", "bowl"]
+
+
+def test_word_match_lifts_a_chunk_whose_words_mean_the_questions_terms() -> None:
+    class SameSentences(OfflineEmbedder):  # every sentence alike: only the word ranking can move a chunk
+        def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
+            return [np.ones((1, self.dimensions), dtype=np.float32) / 16.0 for _ in texts]
+
+    embedder = SameSentences()
+    query = embedder.embed_query("My phone got nicked on holiday, how much will they pay?")
+    hits = [hit(i + 50, f"The canteen serves lunch from noon. Coffee number {i} is free.") for i in range(5)]
+    hits.append(hit(59, "Theft of a mobile device while abroad is reimbursed up to 300 pounds."))
+    plain = [h.chunk_id for h in rerank.by_meaning(embedder, query, hits)]
+    assert plain == [h.chunk_id for h in hits]  # sentences tie: the fused order stands
+    terms = ["phone", "nicked", "holiday", "pay"]
+    scores = rerank.word_match(embedder, terms, hits)
+    assert scores[-1] == max(scores)
+    with_words = [h.chunk_id for h in rerank.by_meaning(embedder, query, hits, terms=terms)]
+    assert with_words.index(59) < plain.index(59)
+    assert sorted(with_words) == sorted(plain)  # nothing lost or added
+
+
+def test_prepare_caches_the_words_and_the_base_embedder_embeds_single_words() -> None:
+    embedder = OfflineEmbedder()
+    chunk = hit(4242, "Refunds reach the card within five working days.")
+    rerank.prepare(embedder, [chunk])
+    assert rerank._words[(4242, chunk.text)] == ["refunds", "reach", "card", "within", "five", "working", "days"]
+
+    class Plain(Embedder):
+        model, dimensions, local = "plain", 2, True
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+    assert Plain().embed_words(["ab", "c"]).tolist() == [[2.0, 1.0], [1.0, 1.0]]
+    words = embedder.embed_words(["refunds", "days"])
+    assert words.shape == (2, 256)
+    assert np.allclose(np.linalg.norm(words, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(words, embedder.embed(["refunds", "days"]), atol=1e-5)  # the cached path is `embed`'s
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,7 +151,7 @@ def test_rerank_depth_zero_turns_sentence_ranking_off(settings, monkeypatch: pyt
     assistant = services.assistant_create(name="off")
     services.file_upload(assistant=assistant, name="a.txt", data=b"Pets are not permitted on premises.")[2].result(30)
     calls: list[int] = []
-    monkeypatch.setattr(rerank, "by_sentences", lambda embedder, query, hits, depth: calls.append(depth) or hits)
+    monkeypatch.setattr(rerank, "by_meaning", lambda embedder, query, hits, depth, terms: calls.append(depth) or hits)
     settings.SEARCH_RERANK_DEPTH = 0
     assert hybrid.search(assistant=assistant, query="Can I bring my dog?")
     assert calls == []

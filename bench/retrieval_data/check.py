@@ -6,7 +6,7 @@ unique; kinds are known; counts meet the minimums. Prints the mean content-word
 overlap between question and passage per kind (paraphrased should be clearly
 lower than reuses_words).
 
-Usage: python3 bench/retrieval_data/check.py
+Usage: python3 bench/retrieval_data/check.py [DATA_FOLDER]   (default: this folder; e.g. bench/retrieval_heldout2)
 """
 
 import json
@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parent
 DOCS = HERE / "docs"
 MIN_DOCS, MIN_QUESTIONS = 40, 150
 KINDS = ("paraphrased", "reuses_words")

@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
+
+from .. import request_boundary
 
 T = TypeVar("T")
 
@@ -50,11 +52,7 @@ def _keep_connections() -> None:
 def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     if not getattr(_local, "kept", False):
         _keep_connections()
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
+    return request_boundary.call(fn, args)
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:

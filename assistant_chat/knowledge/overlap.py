@@ -20,7 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import connection, connections
+
+from .. import request_boundary
 
 T = TypeVar("T")
 
@@ -49,20 +51,12 @@ def submit(fn: Callable[..., T], *args: Any) -> Future[T] | None:
     if not slots.acquire(blocking=False):
         return None
     try:
-        future = executor.submit(contextvars.copy_context().run, _call, fn, args)
+        future = executor.submit(contextvars.copy_context().run, request_boundary.call, fn, args)
     except RuntimeError:  # shut down meanwhile
         slots.release()
         return None
     future.add_done_callback(lambda _: slots.release())
     return future
-
-
-def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
 
 
 def shutdown() -> None:

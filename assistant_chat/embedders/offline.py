@@ -147,11 +147,14 @@ class OfflineEmbedder(Embedder):
         return normalise_rows(out)
 
     def embed_words(self, words: list[str]) -> np.ndarray:
-        """From each word's token sum, cached per process (a mean's direction is its sum's): a question's word
-        match meets a couple of thousand words, nearly all of them seen before."""
+        """From each word's token sum (a mean's direction is its sum's). Not through the sentence stage's word
+        cache: search keeps these words' vectors itself (knowledge/word_table.py), and thousands of lower-cased
+        words would crowd that cache's own."""
         if not words:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        return normalise_rows(_word_vectors(_load(), words))
+        model = _load()
+        _token_ids(model, [words])
+        return normalise_rows(_token_sums(model, words))
 
     def embed_runs(self, texts: list[list[str]], longest: int = 2) -> list[np.ndarray]:
         """As the contract says, from each word's token sum (cached per process): a piece's sum is the sum of its

@@ -25,7 +25,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..embedders.base import Embedder
-from .search import STOPWORDS, WORD, Hit, query_terms
+from . import word_table
+from .search import WORD, Hit, query_terms
 
 DEPTH = 20  # fused candidates ranked again by sentences and words (settings.SEARCH_RERANK_DEPTH)
 SENTENCE_WEIGHT = 1.0  # the sentence ranking's weight beside the fused order's (1.0)
@@ -40,7 +41,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # within a line: a line break alwa
 # Sentence vectors per chunk text, per process: follow-up questions and busy rooms search the same chunks again.
 _CACHE_SIZE = 4096
 _cache: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
-_words: OrderedDict[tuple[int, str], list[str]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -70,7 +70,7 @@ def _units(embedder: Embedder, hits: list[Hit]) -> list[np.ndarray]:
 def prepare(embedder: Embedder, hits: list[Hit]) -> None:
     """Embed `hits`' sentences and words ahead of `by_meaning` (both are cached per process)."""
     _units(embedder, hits)
-    embedder.embed_words(list(dict.fromkeys(word for each in _chunk_words(hits) for word in each)))
+    word_table.chunk_rows(embedder, [(hit.chunk_id, hit.text) for hit in hits])
 
 
 def by_meaning(
@@ -93,36 +93,23 @@ def by_meaning(
     return [head[i] for i in order] + tail
 
 
-def content_words(text: str) -> list[str]:
-    """A text's distinct words, lower-cased, stopwords left out, in order of first use."""
-    return [word for word in dict.fromkeys(WORD.findall(text.lower())) if word not in STOPWORDS]
-
-
-def _chunk_words(hits: list[Hit]) -> list[list[str]]:
-    """Each hit's content words, cached per process beside its sentence vectors (splitting is a third of the cost)."""
-    keys = [(hit.chunk_id, hit.text) for hit in hits]
-    with _lock:
-        found = {key: _words[key] for key in keys if key in _words}
-    if len(found) < len(keys):
-        fresh = {key: content_words(key[1]) for key in keys if key not in found}
-        with _lock:
-            _words.update(fresh)
-            while len(_words) > _CACHE_SIZE:
-                _words.popitem(last=False)
-        found.update(fresh)
-    return [found[key] for key in keys]
-
-
 def word_match(embedder: Embedder, terms: list[str], hits: list[Hit]) -> list[float]:
     """For each hit, the mean over `terms` of the cosine between a term and the hit's nearest word by meaning."""
-    words = _chunk_words(hits)
-    vocabulary = list(dict.fromkeys(word for each in words for word in each))
-    if not vocabulary:
+    if not terms:
         return [0.0] * len(hits)
-    column = {word: i for i, word in enumerate(vocabulary)}
-    vectors = embedder.embed_words([*terms, *vocabulary])
-    similarity = vectors[: len(terms)] @ vectors[len(terms) :].T  # terms x vocabulary, in one product
-    return [float(similarity[:, [column[word] for word in each]].max(axis=1).mean()) if each else 0.0 for each in words]
+    table, rows = word_table.chunk_rows(embedder, [(hit.chunk_id, hit.text) for hit in hits])
+    lengths = np.array([len(each) for each in rows])
+    if not lengths.any():
+        return [0.0] * len(hits)
+    flat = np.concatenate(rows)
+    used, inverse = np.unique(flat, return_inverse=True)  # each distinct word once in the product
+    similarity = (table.matrix[used] @ embedder.embed_words(terms).T).T  # terms x distinct words, row-major product
+    starts = np.cumsum(lengths) - lengths
+    present = lengths > 0
+    best = np.maximum.reduceat(similarity[:, inverse], starts[present], axis=1)  # terms x chunks with words
+    scores = np.zeros(len(hits))
+    scores[present] = best.mean(axis=0)
+    return scores.tolist()
 
 
 def coverage(query: str, text: str) -> float:

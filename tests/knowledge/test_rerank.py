@@ -8,7 +8,7 @@ import pytest
 from assistant_chat import services
 from assistant_chat.embedders.base import Embedder
 from assistant_chat.embedders.offline import OfflineEmbedder
-from assistant_chat.knowledge import hybrid, rerank
+from assistant_chat.knowledge import hybrid, rerank, word_table
 from assistant_chat.knowledge.search import Hit
 from assistant_chat.models import File
 
@@ -85,10 +85,11 @@ def test_word_match_scores_the_nearest_word_by_meaning_and_the_word_itself_fully
     assert nothing == 0.0
     assert rerank.word_match(embedder, ["premises"], [pets])[0] == pytest.approx(1.0, abs=1e-5)
     assert rerank.word_match(embedder, ["dog"], []) == []
+    assert rerank.word_match(embedder, [], [pets]) == [0.0]
 
 
 def test_content_words_are_lower_cased_distinct_and_without_stopwords() -> None:
-    assert rerank.content_words("The Dog and the dog's DOG bowl.") == ["dog", "s", "bowl"]
+    assert word_table.content_words("The Dog and the dog's DOG bowl.") == ["dog", "s", "bowl"]
 
 
 def test_word_match_lifts_a_chunk_whose_words_mean_the_questions_terms() -> None:
@@ -114,7 +115,9 @@ def test_prepare_caches_the_words_and_the_base_embedder_embeds_single_words() ->
     embedder = OfflineEmbedder()
     chunk = hit(4242, "Refunds reach the card within five working days.")
     rerank.prepare(embedder, [chunk])
-    assert rerank._words[(4242, chunk.text)] == ["refunds", "reach", "card", "within", "five", "working", "days"]
+    table, rows = word_table._chunks[(4242, chunk.text)]
+    words = ["refunds", "reach", "card", "within", "five", "working", "days"]
+    assert rows.tolist() == [table.rows[word] for word in words]
 
     class Plain(Embedder):
         model, dimensions, local = "plain", 2, True
@@ -123,10 +126,10 @@ def test_prepare_caches_the_words_and_the_base_embedder_embeds_single_words() ->
             return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
 
     assert Plain().embed_words(["ab", "c"]).tolist() == [[2.0, 1.0], [1.0, 1.0]]
-    words = embedder.embed_words(["refunds", "days"])
-    assert words.shape == (2, 256)
-    assert np.allclose(np.linalg.norm(words, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(words, embedder.embed(["refunds", "days"]), atol=1e-5)  # the cached path is `embed`'s
+    vectors = embedder.embed_words(["refunds", "days"])
+    assert vectors.shape == (2, 256)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors, embedder.embed(["refunds", "days"]), atol=1e-5)  # the fast path is `embed`'s
 
 
 @pytest.mark.django_db(transaction=True)

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import json
+import time
 import numpy as np
 from django.db import connection
 from assistant_chat import services
@@ -186,6 +187,10 @@ out["overlap_same_hits"] = overlapped == in_sequence and all(overlapped)
 out["overlap_threads"] = [[on_thread, pid != own_pid] for on_thread, pid in ran_on]
 before = connections_open()
 overlap.shutdown()
+# A closed connection's backend leaves pg_stat_activity a moment later (slower on a busy machine): wait for it.
+deadline = time.monotonic() + 10
+while connections_open() >= before and time.monotonic() < deadline:
+    time.sleep(0.05)
 out["overlap_connections_closed"] = before - connections_open()
 # Ingestion wrote the handbook's vectors pending and queued the indexing job (run at once in immediate mode).
 out["handbook_pending"] = vectors.vectors_pending_count(assistant_id=handbook.pk)

@@ -1,0 +1,110 @@
+"""Per process: the unit vectors of the words met in search candidates, one table, and each chunk's content words as
+row numbers in it, for the word ranking (rerank.word_match).
+
+A question's 20 candidates hold some 8,000 words when chunks are long (680 words). Splitting, looking up, gathering
+and normalising them on every question cost ~5 ms, so each word is embedded and normalised once per process, and
+each chunk keeps its words as row numbers (a few KB). The table is float32 (41 MB at WORDS_MAX rows: float16 would
+halve it but converting the gathered rows back costs more than the rest of the ranking) and starts
+afresh when full or when another embedder asks; a chunk's rows name the table they index, so rows of an older table
+are never read against a newer one. Rows are only ever appended, so a reader needs no lock once it holds its rows.
+Reads only; no Django models, no HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..embedders.base import Embedder
+from .search import STOPWORDS, WORD
+
+WORDS_MAX = 40_000  # rows of the table: 256 dimensions in float32 are 41 MB
+CHUNKS_MAX = 4096  # chunks whose row numbers are kept (~400 words each: a few MB)
+
+
+def content_words(text: str) -> list[str]:
+    """A text's distinct words as the word search splits them (`WORD`), lower-cased, stopwords left out, in order of
+    first use. Most whitespace-separated tokens are one word already (`isalnum` is `WORD`'s class): only the others
+    go through the pattern, a third faster than running it over the whole text."""
+    words: dict[str, None] = {}
+    for token in dict.fromkeys(text.lower().split()):
+        if token.isalnum():
+            words[token] = None
+        else:
+            words.update(dict.fromkeys(WORD.findall(token)))
+    return [word for word in words if word not in STOPWORDS]
+
+
+class Table:
+    """Unit word vectors of one embedder, appended as they are met."""
+
+    def __init__(self, model: str, dimensions: int) -> None:
+        self.model = model
+        self.rows: dict[str, int] = {}
+        self.matrix = np.zeros((1024, dimensions), dtype=np.float32)
+
+    def add(self, words: Sequence[str], vectors: np.ndarray) -> None:
+        """Append the words not in the table yet (caller holds the lock)."""
+        fresh = [(word, row) for word, row in zip(words, vectors, strict=True) if word not in self.rows]
+        used = len(self.rows)
+        if used + len(fresh) > len(self.matrix):
+            # A bigger copy: readers holding the old array still find every row they were given in it.
+            grown = np.zeros((max(2 * len(self.matrix), used + len(fresh)), self.matrix.shape[1]), np.float32)
+            grown[:used] = self.matrix[:used]
+            self.matrix = grown
+        for offset, (word, vector) in enumerate(fresh):
+            self.matrix[used + offset] = vector
+            self.rows[word] = used + offset
+
+
+_lock = threading.Lock()
+_table: Table | None = None
+_chunks: OrderedDict[tuple[int, str], tuple[Table, np.ndarray]] = OrderedDict()
+
+
+def chunk_rows(embedder: Embedder, keys: list[tuple[int, str]]) -> tuple[Table, list[np.ndarray]]:
+    """The table of `embedder`'s words and, for each (chunk id, text), the rows of the text's content words."""
+    with _lock:
+        table = _table if _table is not None and _table.model == embedder.model else None
+        found = {}
+        if table is not None:
+            for key in keys:
+                entry = _chunks.get(key)
+                if entry is not None and entry[0] is table:
+                    found[key] = entry[1]
+    missing = {key: content_words(key[1]) for key in keys if key not in found}
+    if not missing:
+        assert table is not None
+        return table, [found[key] for key in keys]
+    known = table.rows if table is not None else {}
+    new = list(dict.fromkeys(word for words in missing.values() for word in words if word not in known))
+    vectors = embedder.embed_words(new) if new else None  # outside the lock: other searches go on meanwhile
+    with _lock:
+        first, table = table, _current(embedder, len(new))
+        if new:
+            table.add(new, vectors)  # type: ignore[arg-type]
+        if table is not first:  # the table started afresh meanwhile (rare): every chunk's rows are counted again
+            missing = {key: missing.get(key) or content_words(key[1]) for key in keys}
+            found = {}
+            late = list(dict.fromkeys(w for words in missing.values() for w in words if w not in table.rows))
+            if late:
+                table.add(late, embedder.embed_words(late))
+        for key, words in missing.items():
+            rows = np.array(list(map(table.rows.__getitem__, words)), dtype=np.int32)
+            found[key] = rows
+            _chunks[key] = (table, rows)
+        while len(_chunks) > CHUNKS_MAX:
+            _chunks.popitem(last=False)
+    return table, [found[key] for key in keys]
+
+
+def _current(embedder: Embedder, adding: int) -> Table:
+    """The table to add to (caller holds the lock): a new one for another embedder, or when this one is full."""
+    global _table
+    if _table is None or _table.model != embedder.model or len(_table.rows) + adding > WORDS_MAX:
+        _table = Table(embedder.model, embedder.dimensions)
+        _chunks.clear()
+    return _table

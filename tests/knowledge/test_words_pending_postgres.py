@@ -153,6 +153,31 @@ with override_settings(JOBS_MODE="worker", TASKS=tasks):
         run_here(str(row.pk))
     out["waiting"] = File.objects.get(assistant=library, name="waiting.txt").status
 out["pending_at_end"] = search.words_pending_count()
+
+
+# The job leaves the GIN index's pending list empty (searches would scan it); without its flush the list is not.
+def gin_flushed_pages():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT gin_clean_pending_list('assistant_chat_chunk_search_gin'::regclass)")
+        return cursor.fetchone()[0]
+
+
+def refill(flush):
+    gin_flushed_pages()
+    Chunk.objects.filter(assistant=library).update(text="Shipping by zeppelin: report.")  # new entries, in the list
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE assistant_chat_chunk SET search_vector = NULL WHERE assistant_id = %s", [library.pk])
+    saved = search._gin_flush
+    search._gin_flush = saved if flush else lambda: None
+    try:
+        filled = fill(assistant_id=library.pk)
+    finally:
+        search._gin_flush = saved
+    return [filled > 0, gin_flushed_pages()]
+
+
+out["gin_list_without_flush"] = refill(flush=False)
+out["gin_list_after_job"] = refill(flush=True)
 with connection.cursor() as cursor:
     cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'assistant_chat_chunk_words_pending'")
     out["pending_index"] = cursor.fetchone()[0]
@@ -206,4 +231,6 @@ def test_the_words_job_runs_before_queued_ingestion_and_survives_its_file_being_
     assert result["job_outcome"] == [True, 0]
     assert result["waiting"] == "Available" and result["pending_at_end"] == 0  # its own job filled its chunk
     assert "WHERE (search_vector IS NULL)" in result["pending_index"]
+    assert result["gin_list_without_flush"][0] is True and result["gin_list_without_flush"][1] > 0
+    assert result["gin_list_after_job"] == [True, 0]  # nothing left in the list for searches to scan
     assert "assistant_chat_chunk_words_pending" in result["pending_plan"]

@@ -50,7 +50,7 @@ def _give_up_indexing(kwargs: dict, reason: str) -> None:
 
 
 # Ahead of queued ingestion (a higher priority): while a chunk's tsvector is pending every word search computes it
-# (~0.15 ms a chunk: 61 ms a search with one 400 KB file pending), so the pending set is kept to about one file
+# (~0.15 ms a chunk: 62-68 ms a search with one 400 KB file pending), so the pending set is kept to about one file
 # even during a bulk upload; filling costs ~0.25 ms a chunk, once. Pending vectors cost a search far less (an
 # exact scan), and their graph insert ~2 ms each, so `index_vectors` waits its turn.
 @job("index_words", give_up=_give_up_indexing, priority=1)

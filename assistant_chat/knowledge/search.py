@@ -371,7 +371,8 @@ def _gin_flush() -> None:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT gin_clean_pending_list('assistant_chat_chunk_search_gin'::regclass)")
     except ProgrammingError:
-        logger.info("cannot flush the GIN pending list (not the index's owner)", exc_info=True)
+        # Most likely not the index's owner; PostgreSQL still flushes the list when full and on vacuum.
+        logger.info("could not flush the chunk GIN index's pending list", exc_info=True)
 
 
 def words_pending_count(*, assistant_id: int | None = None) -> int:

@@ -66,6 +66,7 @@ def child(engine, drop_hnsw):
     timed(ingest, "file_pages_replace")
     timed(ingest, "parse_contained")
     timed(ingest, "chunk_document")
+    timed(ingest, "_chunks_write")  # PostgreSQL's COPY goes around the execute wrapper
 
     prof = cProfile.Profile()
     with connection.execute_wrapper(wrapper):

@@ -28,6 +28,7 @@ from .embedding import embedder_for
 from .pages import file_pages_replace
 from .parsers import ParseError
 from .sandbox import parse_contained
+from .search import words_defer
 from .vectors import vectors_write
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def process_file(
     """Parse, chunk and index one file; returns its final status. Never raises for a bad document:
     the reason goes to `File.error_message` and the status becomes `ProcessingFailed`.
     With `queue_indexing`, the vectors are written pending (searched exactly; PostgreSQL leaves them out of the
-    HNSW graph, whose insert cost three quarters of ingestion) and `queue_indexing(assistant_id)` is called inside
-    the transaction that writes them, to queue the job that adds them to the graph."""
+    HNSW graph, whose insert cost three quarters of ingestion), and on PostgreSQL so are the chunks' tsvectors
+    (searched by computing them), and `queue_indexing(assistant_id)` is called inside the transaction that writes
+    them, to queue the job that adds the vectors to the graph and fills the tsvectors."""
     file = File.objects.select_related("assistant").get(pk=file_pk)
     if file.status == File.Status.DELETING:
         return file.status
@@ -71,7 +73,7 @@ def process_file(
     # Outside the transaction: a provider embedder may take seconds. An EmbeddingError propagates, so the job
     # retries later (a provider outage is not the document's fault) and its last attempt fails the file.
     # A local embedder (no network, bounded) runs in a thread while the transaction writes the chunks: on
-    # PostgreSQL that write is mostly the server's work (the tsvector), which the embedding then overlaps.
+    # PostgreSQL that write is mostly the server's work (COPY, pages), which the embedding then overlaps.
     texts = [draft.text for draft in drafts]
     embedders = {model: embedder_for(model) for model in _models_of(file.assistant_id)}
     local = {model: embedder for model, embedder in embedders.items() if embedder.local}
@@ -88,6 +90,8 @@ def process_file(
             # Locked before the chunks, in the order the re-embed job takes them (assistant, then chunks).
             models = _models_of(file.assistant_id, lock=True)  # a re-embed may have switched models meanwhile
             Chunk.objects.filter(file_id=file_pk).delete()
+            if queue_indexing is not None:
+                words_defer()  # the chunks' tsvectors too are left to the job queued below (PostgreSQL)
             chunk_ids = _chunks_write(file_pk, file.assistant_id, drafts)
             rows = [(chunk_id, file.assistant_id, file_pk) for chunk_id in chunk_ids]
             file_pages_replace(file_id=file_pk, document=document)  # what the viewer shows
@@ -96,7 +100,7 @@ def process_file(
             for model in models:
                 matrix = vectors[model] if model in vectors else embedder_for(model).embed(texts)
                 vectors_write(model=model, rows=rows, matrix=matrix, pending=queue_indexing is not None)
-            if queue_indexing is not None and models and connection.vendor == "postgresql":
+            if queue_indexing is not None and connection.vendor == "postgresql":
                 queue_indexing(file.assistant_id)
             _mark_done(file_pk, File.Status.AVAILABLE, "")
         if progress:
@@ -108,7 +112,8 @@ def process_file(
 
 def _chunks_write(file_pk: int, assistant_id: int, drafts: list) -> list[int]:
     """Insert the file's chunks; their ids, in order. PostgreSQL: ids drawn from the sequence in one query, then
-    one COPY (bulk_create's SQL building and parameter adaptation cost as much as the server's tsvector work)."""
+    one COPY (bulk_create's SQL building and parameter adaptation cost as much as the server's tsvector work,
+    now deferred to the index job by `words_defer`)."""
     if connection.vendor != "postgresql":
         chunks = Chunk.objects.bulk_create(
             [

@@ -78,7 +78,7 @@ def file_state(server: servers.LiveServer, name: str) -> dict[str, Any]:
     operations = query(
         server, "SELECT status, error_message FROM assistant_chat_operation WHERE file_id = %s", (file_id,)
     )
-    # The ingestion jobs only: on PostgreSQL each file also queues an index_vectors job for its vectors.
+    # The ingestion jobs only: on PostgreSQL each file also queues index_words and index_vectors jobs.
     jobs = query(
         server,
         "SELECT status, worker_ids FROM django_tasks_database_dbtaskresult"

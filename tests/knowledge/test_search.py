@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from django.db import transaction
 
 from assistant_chat import services
 from assistant_chat.knowledge import retrieval, search
@@ -124,6 +125,19 @@ def test_reprocess_rebuilds_chunks(library: Assistant) -> None:
     assert list(file.chunks.values_list("text", flat=True)) == before
     hits = search_chunks(assistant_id=library.pk, query="magma")
     assert File.objects.get(pk=hits[0].file_pk).name == "volcano.md"
+
+
+def test_sqlite_indexes_words_on_write_so_nothing_is_ever_pending(library: Assistant) -> None:
+    # PostgreSQL leaves a new chunk's tsvector to the index_words job; FTS5's triggers index it with the row.
+    assert search.words_pending_count() == 0
+    assert search.words_index_pending(assistant_id=library.pk) == 0
+    with transaction.atomic():
+        search.words_defer()  # a no-op here: the chunk below is searchable as soon as it commits
+        Chunk.objects.create(
+            file=File.objects.get(name="otters.txt"), assistant=library, ordinal=7, text="Walruses dive for clams."
+        )
+    hits = search_chunks(assistant_id=library.pk, query="walruses")
+    assert [File.objects.get(pk=hit.file_pk).name for hit in hits] == ["otters.txt"]
 
 
 def test_ingestion_progress_reaches_done(library: Assistant) -> None:

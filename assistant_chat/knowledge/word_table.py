@@ -12,6 +12,7 @@ Reads only; no Django models, no HTTP.
 
 from __future__ import annotations
 
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,17 +26,22 @@ WORDS_MAX = 40_000  # rows of the table: 256 dimensions in float32 are 41 MB
 CHUNKS_MAX = 4096  # chunks whose row numbers are kept (~400 words each: a few MB)
 
 
+# ASCII punctuation to spaces: after it nearly every whitespace-separated token is one word already.
+_PUNCTUATION = str.maketrans({character: " " for character in string.punctuation})
+
+
 def content_words(text: str) -> list[str]:
-    """A text's distinct words as the word search splits them (`WORD`), lower-cased, stopwords left out, in order of
-    first use. Most whitespace-separated tokens are one word already (`isalnum` is `WORD`'s class): only the others
-    go through the pattern, a third faster than running it over the whole text."""
-    words: dict[str, None] = {}
-    for token in dict.fromkeys(text.lower().split()):
-        if token.isalnum():
-            words[token] = None
-        else:
-            words.update(dict.fromkeys(WORD.findall(token)))
-    return [word for word in words if word not in STOPWORDS]
+    """A text's distinct words as the word search splits them (`WORD`), lower-cased, stopwords left out, in no
+    particular order. Tokens that are not one word after the ASCII punctuation is gone (`isalnum` is `WORD`'s class)
+    go through the pattern; splitting this way costs less than half of running the pattern over the whole text."""
+    words = set(text.lower().translate(_PUNCTUATION).split())
+    odd = [token for token in words if not token.isalnum()]
+    if odd:
+        words.difference_update(odd)
+        for token in odd:
+            words.update(WORD.findall(token))
+    words -= STOPWORDS
+    return list(words)
 
 
 class Table:

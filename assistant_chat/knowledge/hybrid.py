@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Collection
 from typing import Literal
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from ..embedders.base import Embedder, EmbeddingError
 from ..models import Assistant
@@ -33,6 +34,7 @@ RRF_K = 60
 # this fraction as similar as the best one, so a question does not pull unrelated passages into the prompt.
 DENSE_RELATIVE_FLOOR = 0.5
 PREPARE_BATCH = 4  # word matches whose sentences are embedded between two looks at the vector search
+THREAD_PREPARE_BATCH = 2  # meaning matches prepared on the search thread between two looks at the word search
 
 
 def search(
@@ -42,12 +44,16 @@ def search(
     if limit <= 0 or (file_pks is not None and not file_pks) or not query.strip():
         return []
     # Outside a transaction the meaning half runs on another connection while the words half runs here (overlap.py).
+    words_done = threading.Event()
     meaning = (
-        overlap.submit(_meaning, assistant, query, file_pks, limit) if mode == "hybrid" and overlap.usable() else None
+        overlap.submit(_meaning, assistant, query, file_pks, limit, words_done)
+        if mode == "hybrid" and overlap.usable()
+        else None
     )
     lexical = (
         [] if mode == "dense" else search_chunks(assistant_id=assistant.pk, query=query, file_pks=file_pks, limit=limit)
     )
+    words_done.set()
     if mode == "lexical":
         return lexical
     try:
@@ -88,12 +94,37 @@ def search(
 
 
 def _meaning(
-    assistant: Assistant, query: str, file_pks: Collection[int] | None, limit: int
+    assistant: Assistant,
+    query: str,
+    file_pks: Collection[int] | None,
+    limit: int,
+    words_done: threading.Event | None = None,
 ) -> tuple[np.ndarray, list[VectorHit]]:
     vector = query_vector(assistant.embedded_with, query)
-    return vector, vector_search(
+    dense = vector_search(
         assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
     )
+    if words_done is not None:
+        _prepare_until(words_done, assistant, dense)
+    return vector, dense
+
+
+def _prepare_until(words_done: threading.Event, assistant: Assistant, dense: list[VectorHit]) -> None:
+    """On a search thread whose vector search answered before the word search: the first meaning matches'
+    sentences and words for the second stage, a couple at a time, until the word search is done (on PostgreSQL
+    the word search is usually the slower half, so this thread would otherwise sit idle). Only an optimisation:
+    a failure here leaves the work to the caller."""
+    try:
+        embedder = embedder_for(assistant.embedded_with)
+        head = dense[: settings.SEARCH_RERANK_DEPTH] if embedder.local else []
+        for start in range(0, len(head), THREAD_PREPARE_BATCH):
+            if words_done.is_set():
+                return
+            batch = head[start : start + THREAD_PREPARE_BATCH]
+            rows = _chunks([hit.chunk_id for hit in batch])
+            rerank.prepare(embedder, [_hit(rows[hit.chunk_id], 0.0) for hit in batch if hit.chunk_id in rows])
+    except (EmbeddingError, DatabaseError):
+        logger.info("preparing the second stage on a search thread failed; the caller does it", exc_info=True)
 
 
 def fuse(lexical: list[Hit], dense: list, limit: int) -> list[Hit]:

@@ -2,7 +2,8 @@
 search) runs on a search thread while the words half runs on the caller's connection, so a question waits for the
 slower of the two rather than their sum. Both halves spend their time where Python lets go of the GIL: waiting on
 PostgreSQL (a backend process per connection, so two cores at once), or inside SQLite's engine and numpy's
-matrix product. The caller, meanwhile, prepares the second stage's sentence vectors (hybrid.py).
+matrix product. Whichever half answers first prepares the second stage's sentence and word vectors for its
+matches while the other still runs (hybrid.py).
 
 Only outside a transaction (the other connection would not see the caller's uncommitted rows) and not on an
 in-memory SQLite database (tests: threads share it through SQLite's shared cache, whose locks do not wait). A

@@ -59,3 +59,38 @@ def test_not_used_inside_a_transaction_nor_on_an_in_memory_database(settings) ->
 def test_an_in_memory_sqlite_database_keeps_the_search_on_one_connection(settings) -> None:
     settings.SEARCH_THREADS = 2
     assert overlap.usable() is False  # the test database is in memory: threads would share it through its cache
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_thread_prepares_the_first_meaning_matches_only_while_the_word_search_runs(monkeypatch) -> None:
+    from django.db import DatabaseError
+
+    from assistant_chat import services
+    from assistant_chat.knowledge import hybrid, rerank, word_table
+
+    assistant = services.assistant_create(name="prepare")
+    for name, text in [
+        ("pets.txt", "Pets are not permitted on company premises. Guide animals are the only exception."),
+        ("parking.txt", "Staff may park in the north lot after obtaining a permit from reception."),
+        ("canteen.txt", "The canteen serves lunch from noon, and coffee all day long."),
+    ]:
+        services.file_upload(assistant=assistant, name=name, data=text.encode())[2].result(timeout=30)
+    monkeypatch.setattr(rerank, "_cache", rerank.OrderedDict())
+    monkeypatch.setattr(word_table, "_chunks", word_table.OrderedDict())
+
+    done = threading.Event()
+    done.set()  # the word search has answered: nothing is prepared here
+    vector, dense = hybrid._meaning(assistant, "Can I bring my dog?", None, 16, done)
+    assert dense and len(rerank._cache) == 0 and len(word_table._chunks) == 0
+
+    running = threading.Event()  # still running: the meaning matches are prepared, in the order found
+    assert hybrid._meaning(assistant, "Can I bring my dog?", None, 16, running)[1] == dense
+    prepared = {chunk_id for _, chunk_id, _ in rerank._cache}
+    assert prepared == {hit.chunk_id for hit in dense}
+    assert {chunk_id for chunk_id, _ in word_table._chunks} == prepared
+
+    def fails(*args: object) -> None:
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(rerank, "prepare", fails)  # only an optimisation: the vector search's answer stands
+    assert hybrid._meaning(assistant, "Can I bring my dog?", None, 16, threading.Event())[1] == dense

@@ -22,6 +22,8 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections, transaction
 
+from .pending import fill_in_batches
+
 logger = logging.getLogger(__name__)
 
 # Dropped from queries: they match nearly every chunk, cost the most to rank and add nothing to relevance.
@@ -343,20 +345,13 @@ def words_index_pending(*, assistant_id: int | None = None, batch: int = WORDS_B
     the rest stay pending, and searchable). 0 on SQLite."""
     if connection.vendor != "postgresql":
         return 0
-    scope, params = ("AND assistant_id = %s", [assistant_id]) if assistant_id is not None else ("", [])
-    done = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE assistant_chat_chunk SET search_vector = to_tsvector('english', text) WHERE id IN ("
-                f"SELECT id FROM assistant_chat_chunk WHERE search_vector IS NULL {scope} "
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) AND search_vector IS NULL",
-                [*params, batch],
-            )
-            count = cursor.rowcount
-        done += count
-        if count < batch:
-            break
+    done = fill_in_batches(
+        "UPDATE assistant_chat_chunk SET search_vector = to_tsvector('english', text) WHERE id IN ("
+        "SELECT id FROM assistant_chat_chunk WHERE search_vector IS NULL {scope} "
+        "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) AND search_vector IS NULL",
+        assistant_id=assistant_id,
+        batch=batch,
+    )
     if done:
         _gin_flush()
     return done

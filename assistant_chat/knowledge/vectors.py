@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection, transaction
 
+from .pending import fill_in_batches
+
 TABLE = "assistant_chat_chunkvector"
 # pgvector's HNSW index takes `vector` up to 2,000 dimensions and `halfvec` up to 4,000.
 HNSW_VECTOR_MAX = 2000
@@ -146,19 +148,12 @@ def vectors_index_pending(*, assistant_id: int | None = None, batch: int = INDEX
     after a crash (a batch is all or nothing; the rest stay pending, and searchable)."""
     if connection.vendor != "postgresql":
         return 0
-    scope, params = ("AND assistant_id = %s", [assistant_id]) if assistant_id is not None else ("", [])
-    done = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET indexed = true WHERE id IN (SELECT id FROM {TABLE} "  # noqa: S608
-                f"WHERE NOT indexed {scope} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)",
-                [*params, batch],
-            )
-            count = cursor.rowcount
-        done += count
-        if count < batch:
-            return done
+    return fill_in_batches(
+        f"UPDATE {TABLE} SET indexed = true WHERE id IN (SELECT id FROM {TABLE} "  # noqa: S608
+        "WHERE NOT indexed {scope} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)",
+        assistant_id=assistant_id,
+        batch=batch,
+    )
 
 
 def vectors_pending_count(*, assistant_id: int | None = None) -> int:

@@ -69,14 +69,13 @@ def search(
                 break
             rerank.prepare(embedder, lexical[start : start + PREPARE_BATCH])
     try:
-        vector, dense = meaning.result() if meaning is not None else _meaning(assistant, query, file_pks, limit)
+        vector, dense, rows = meaning.result() if meaning is not None else _meaning(assistant, query, file_pks, limit)
     except EmbeddingError:
         logger.warning(
             "embedding a question for assistant %s failed; lexical ranking only", assistant.pk, exc_info=True
         )
         return lexical
     if mode == "dense":
-        rows = _chunks([hit.chunk_id for hit in dense])
         return [_hit(rows[hit.chunk_id], max(hit.similarity, 0.0)) for hit in dense if hit.chunk_id in rows]
     if dense:
         floor = max(dense[0].similarity, 0.0) * DENSE_RELATIVE_FLOOR  # nothing at or below 0 is related
@@ -84,7 +83,7 @@ def search(
         dense = [
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
-    hits = fuse(lexical, dense, limit)
+    hits = fuse(lexical, dense, limit, rows)
     if embedder is not None and rerank_depth > 0:
         hits = rerank.by_meaning(embedder, vector, hits, depth=rerank_depth, terms=query_terms(query))
     hits = rerank.lexical_lead(query, lexical, hits)
@@ -99,17 +98,22 @@ def _meaning(
     file_pks: Collection[int] | None,
     limit: int,
     words_done: threading.Event | None = None,
-) -> tuple[np.ndarray, list[VectorHit]]:
+) -> tuple[np.ndarray, list[VectorHit], dict[int, tuple]]:
+    """The question's vector, its nearest chunks and their rows (read here, on a search thread while the word
+    search runs, rather than after it on the caller's connection)."""
     vector = query_vector(assistant.embedded_with, query)
     dense = vector_search(
         assistant_id=assistant.pk, model=assistant.embedded_with, query=vector, file_pks=file_pks, limit=limit
     )
+    rows = _chunks([hit.chunk_id for hit in dense])
     if words_done is not None:
-        _prepare_until(words_done, assistant, dense)
-    return vector, dense
+        _prepare_until(words_done, assistant, dense, rows)
+    return vector, dense, rows
 
 
-def _prepare_until(words_done: threading.Event, assistant: Assistant, dense: list[VectorHit]) -> None:
+def _prepare_until(
+    words_done: threading.Event, assistant: Assistant, dense: list[VectorHit], rows: dict[int, tuple]
+) -> None:
     """On a search thread whose vector search answered before the word search: the first meaning matches'
     sentences and words for the second stage, a couple at a time, until the word search is done (on PostgreSQL
     the word search is usually the slower half, so this thread would otherwise sit idle). Only an optimisation:
@@ -121,21 +125,22 @@ def _prepare_until(words_done: threading.Event, assistant: Assistant, dense: lis
             if words_done.is_set():
                 return
             batch = head[start : start + THREAD_PREPARE_BATCH]
-            rows = _chunks([hit.chunk_id for hit in batch])
             rerank.prepare(embedder, [_hit(rows[hit.chunk_id], 0.0) for hit in batch if hit.chunk_id in rows])
     except (EmbeddingError, DatabaseError):
         logger.info("preparing the second stage on a search thread failed; the caller does it", exc_info=True)
 
 
-def fuse(lexical: list[Hit], dense: list, limit: int) -> list[Hit]:
-    """Reciprocal rank fusion. Scores are scaled so a chunk first in both lists scores 1.0."""
+def fuse(lexical: list[Hit], dense: list, limit: int, rows: dict[int, tuple] | None = None) -> list[Hit]:
+    """Reciprocal rank fusion. Scores are scaled so a chunk first in both lists scores 1.0. `rows`: chunk rows
+    already read (by id); the others found by meaning alone are read here."""
     fused: dict[int, float] = {}
     for ranking in (lexical, dense):
         for rank, hit in enumerate(ranking):
             fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:limit]
     known = {hit.chunk_id: hit for hit in lexical}
-    rows = _chunks([chunk_id for chunk_id in best if chunk_id not in known])
+    rows = dict(rows or {})
+    rows.update(_chunks([chunk_id for chunk_id in best if chunk_id not in known and chunk_id not in rows]))
     top = 2.0 / (RRF_K + 1)
     hits = []
     for chunk_id in best:

@@ -80,7 +80,8 @@ def test_a_search_thread_prepares_the_first_meaning_matches_only_while_the_word_
 
     done = threading.Event()
     done.set()  # the word search has answered: nothing is prepared here
-    vector, dense = hybrid._meaning(assistant, "Can I bring my dog?", None, 16, done)
+    vector, dense, rows = hybrid._meaning(assistant, "Can I bring my dog?", None, 16, done)
+    assert set(rows) == {hit.chunk_id for hit in dense}  # read on the thread, for fuse
     assert dense and len(rerank._cache) == 0 and len(word_table._chunks) == 0
 
     running = threading.Event()  # still running: the meaning matches are prepared, in the order found

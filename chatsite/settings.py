@@ -388,6 +388,8 @@ JOBS_HEARTBEAT_STALE_SECONDS = env_float("JOBS_HEARTBEAT_STALE_SECONDS", 4.0)
 JOBS_LEASE_SECONDS = env_float("JOBS_LEASE_SECONDS", 30.0)
 JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 3)  # a job that failed (or lost its worker) this often gives up
 JOBS_RETRY_DELAY_SECONDS = env_float("JOBS_RETRY_DELAY_SECONDS", 5.0)  # before the 2nd attempt; doubles after
+# How often a worker queues work that has no job: files Processing, index rows pending after their job gave up.
+JOBS_RECONCILE_SECONDS = env_float("JOBS_RECONCILE_SECONDS", 60.0)
 
 # --- Health and metrics (assistant_chat/monitoring) ---
 # Every process writes its metrics under METRICS_DIR (prometheus_client's multi-process mode); bin/run and the

@@ -2,8 +2,8 @@
 
 Called by workers: `requeue_own` at start (jobs this worker id was running when its process died),
 `requeue_lost` every few seconds from the heartbeat thread (jobs of any worker that is gone), `retry_or_keep`
-after a job raised, and `reconcile_files` at start (a file `Processing` with no job, e.g. from an install that
-ran ingestion in-process, gets one). Every change is a conditional UPDATE on the queue's own row, so two workers
+after a job raised, and `reconcile` at start and every JOBS_RECONCILE_SECONDS (a file `Processing` with no job,
+e.g. from an install that ran ingestion in-process, and pending index rows whose job gave up, get one). Every change is a conditional UPDATE on the queue's own row, so two workers
 sweeping at once cannot both act on a job.
 """
 
@@ -123,3 +123,37 @@ def reconcile_files() -> int:
     if count:
         logger.warning("queued ingestion for %d file(s) that were Processing with no job", count)
     return count
+
+
+def reconcile_indexing() -> int:
+    """Queue `index_words` / `index_vectors` for every assistant whose pending rows (PostgreSQL) have no such job
+    queued or running: one that gave up after its attempts (a database that refused its writes) leaves them
+    pending, searchable but slower, until a new file's jobs came. Returns how many jobs it queued; 0 on SQLite."""
+    from ..knowledge import search, vectors
+    from .ingest import index_vectors, index_words
+
+    count = 0
+    for job_task, pending in (
+        (index_words, search.words_pending_assistants),
+        (index_vectors, vectors.vectors_pending_assistants),
+    ):
+        assistants = pending()
+        if not assistants:
+            continue
+        queued = DBTaskResult.objects.filter(
+            task_path=job_task.module_path, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
+        ).values_list("args_kwargs", flat=True)
+        assistants -= {args.get("kwargs", {}).get("assistant_id") for args in queued}
+        for assistant_id in sorted(assistants):
+            with transaction.atomic():
+                kinds.enqueue(job_task, assistant_id=assistant_id)
+            count += 1
+    if count:
+        logger.warning("queued %d indexing job(s) for pending rows that had none", count)
+    return count
+
+
+def reconcile() -> int:
+    """Work the queue owes the data: files `Processing` and rows pending with no job (at start and every
+    JOBS_RECONCILE_SECONDS)."""
+    return reconcile_files() + reconcile_indexing()

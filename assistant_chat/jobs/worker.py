@@ -3,7 +3,8 @@ heartbeat thread and the recovery of `recovery.py`. Started by `manage.py run_wo
 files themselves use `run_here`.
 
 The heartbeat thread writes `WorkerHeartbeat` every JOBS_HEARTBEAT_SECONDS with its own database connection, and
-every few beats queues again the jobs of workers that are gone. SIGTERM lets the running job finish (a second
+every few beats queues again the jobs of workers that are gone, and every JOBS_RECONCILE_SECONDS queues the work
+that has no job (recovery.reconcile). SIGTERM lets the running job finish (a second
 signal stops it; it is retried). SIGKILL loses nothing: the job is run again by the next worker that looks.
 """
 
@@ -88,6 +89,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         beats = 0
+        reconciled = time.monotonic()
         try:
             while not self._stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
                 try:
@@ -96,6 +98,9 @@ class Heartbeat:
                     beats += 1
                     if self.sweep and beats % SWEEP_EVERY_BEATS == 0:
                         recovery.requeue_lost(me=self.worker_id)
+                    if self.sweep and time.monotonic() - reconciled >= settings.JOBS_RECONCILE_SECONDS:
+                        reconciled = time.monotonic()
+                        recovery.reconcile()
                 except Exception:  # the database is away: /readyz reports it; keep trying
                     logger.warning("worker %s: heartbeat failed", self.worker_id, exc_info=True)
                     connections.close_all()
@@ -138,7 +143,7 @@ class ChatWorker(Worker):
                     "worker %s: %d job(s) it was running before it stopped queued again", self.worker_id, requeued
                 )
             recovery.requeue_lost(me=self.worker_id)
-            recovery.reconcile_files()
+            recovery.reconcile()
             self._run_through_outages()
         finally:
             self.heartbeat.stop()

@@ -370,6 +370,15 @@ def _gin_flush() -> None:
         logger.info("could not flush the chunk GIN index's pending list", exc_info=True)
 
 
+def words_pending_assistants() -> set[int]:
+    """The assistants some of whose chunks wait for their tsvector (the partial index finds them; none on SQLite)."""
+    if connection.vendor != "postgresql":
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT assistant_id FROM assistant_chat_chunk WHERE search_vector IS NULL")
+        return {row[0] for row in cursor.fetchall()}
+
+
 def words_pending_count(*, assistant_id: int | None = None) -> int:
     """How many chunks wait for their tsvector (0 on SQLite, where none ever does)."""
     if connection.vendor != "postgresql":

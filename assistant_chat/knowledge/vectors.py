@@ -156,6 +156,15 @@ def vectors_index_pending(*, assistant_id: int | None = None, batch: int = INDEX
     )
 
 
+def vectors_pending_assistants() -> set[int]:
+    """The assistants some of whose vectors wait for the HNSW graph (none on SQLite)."""
+    from ..models import ChunkVector
+
+    if connection.vendor != "postgresql":
+        return set()
+    return set(ChunkVector.objects.filter(indexed=False).order_by().values_list("assistant_id", flat=True).distinct())
+
+
 def vectors_pending_count(*, assistant_id: int | None = None) -> int:
     """How many vectors wait for the HNSW graph (0 on SQLite, where none ever does)."""
     from ..models import ChunkVector

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -141,6 +142,23 @@ def test_a_processing_file_without_a_job_gets_one() -> None:
     assert recovery.reconcile_files() == 0  # it has one now
     queued = DBTaskResult.objects.get()
     assert queued.args_kwargs["kwargs"]["file_id"] == file.pk
+
+
+def test_the_heartbeat_reconciles_every_few_seconds_not_only_at_start(settings) -> None:
+    settings.JOBS_HEARTBEAT_SECONDS = 0.05
+    settings.JOBS_RECONCILE_SECONDS = 0.2
+    heartbeat = Heartbeat("run-1")
+    heartbeat.start()
+    try:
+        file, row = uploaded()
+        row.delete()  # a file left Processing without a job while the worker runs
+        deadline = time.monotonic() + 30
+        while not DBTaskResult.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        heartbeat.stop()
+    assert DBTaskResult.objects.get().args_kwargs["kwargs"]["file_id"] == file.pk
+    assert recovery.reconcile_indexing() == 0  # SQLite indexes every write: never a pending row
 
 
 def test_run_here_processes_the_file_in_this_process_and_records_the_job() -> None:

@@ -1,8 +1,10 @@
 """Accepted uploads survive the processes dying: the worker SIGKILLed mid-ingestion, Daphne SIGKILLed while it
-holds an upload's response. Real servers (Daphne + worker subprocesses) on SQLite and PostgreSQL."""
+holds an upload's response; and chunks whose indexing job gave up (the database refused its writes) are indexed
+once it takes them again. Real servers (Daphne + worker subprocesses) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -107,3 +109,70 @@ def test_daphne_killed_while_holding_the_upload_response_loses_nothing(fresh_ser
     server.restart_daphne()
     server.start_worker()
     assert_ingested_once(server, "held.md", data)
+
+
+# The database refuses the `index_words` job's writes (as a full disk or a failing statement would) on every one
+# of its attempts: the job gives up. Its chunks stay pending (searchable, slower) until the fault clears; then the
+# worker's reconcile queues the job again, with no new upload and no restart.
+REFUSE_WORDS = """
+CREATE FUNCTION refuse_words() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.search_vector IS NULL AND NEW.search_vector IS NOT NULL THEN
+        RAISE EXCEPTION 'injected fault: the database refuses this write';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_words BEFORE UPDATE ON assistant_chat_chunk FOR EACH ROW EXECUTE FUNCTION refuse_words();
+"""
+
+
+def _execute(server: servers.LiveServer, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.env["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute(sql)
+
+
+def _words_jobs(server: servers.LiveServer) -> list[tuple[str, int]]:
+    from tests.jobs.helpers import query
+
+    rows = query(
+        server,
+        "SELECT status, worker_ids FROM django_tasks_database_dbtaskresult WHERE task_path LIKE %s"
+        " ORDER BY enqueued_at",
+        ("%.index_words",),
+    )
+    return [(status, len(ids if isinstance(ids, list) else json.loads(ids))) for status, ids in rows]
+
+
+def _words_pending(server: servers.LiveServer) -> int:
+    from tests.jobs.helpers import query
+
+    return int(query(server, "SELECT count(*) FROM assistant_chat_chunk WHERE search_vector IS NULL")[0][0])
+
+
+@pytest.mark.postgres
+def test_chunks_whose_words_job_gave_up_are_indexed_once_the_database_takes_writes_again(tmp_path: Path) -> None:
+    servers.require(servers.postgres_available())
+    database_url = servers.create_postgres_database()
+    env = {"INGEST_UPLOAD_WAIT_SECONDS": "0", "JOBS_RETRY_DELAY_SECONDS": "0.2", "JOBS_RECONCILE_SECONDS": "1"}
+    server = servers.start_server(tmp_path, database_url=database_url, extra_env=env)
+    try:
+        create_assistant(server)
+        _execute(server, REFUSE_WORDS)
+        data = big_markdown(60_000, seed=9)
+        assert upload(server, "refused.md", data).status_code == 202
+        gave_up = wait_for(
+            lambda: [job for job in _words_jobs(server) if job == ("FAILED", 3)], 60, "the words job to give up"
+        )
+        assert gave_up, server.worker_log()
+        assert file_state(server, "refused.md")["status"] == "Available"  # the file is searchable meanwhile
+        assert _words_pending(server) == expected_chunks(data, "refused.md")  # none lost, none indexed
+
+        _execute(server, "DROP TRIGGER refuse_words ON assistant_chat_chunk")
+        wait_for(lambda: _words_pending(server) == 0, 60, "the pending chunks to be indexed")
+        assert ("SUCCESSFUL", 1) in _words_jobs(server)
+        assert "indexing job(s) for pending rows that had none" in server.worker_log()
+    finally:
+        server.stop()
+        servers.drop_postgres_database(database_url)

@@ -22,10 +22,11 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 from assistant_chat import services
 from assistant_chat.jobs import ingest as ingest_jobs
+from assistant_chat.jobs import recovery
 from assistant_chat.jobs.worker import run_here
-from assistant_chat.knowledge import search
+from assistant_chat.knowledge import search, vectors
 from assistant_chat.knowledge.search import search_chunks
-from assistant_chat.models import Chunk, File
+from assistant_chat.models import Chunk, ChunkVector, File
 
 out = {}
 fill = search.words_index_pending
@@ -152,6 +153,23 @@ with override_settings(JOBS_MODE="worker", TASKS=tasks):
             break
         run_here(str(row.pk))
     out["waiting"] = File.objects.get(assistant=library, name="waiting.txt").status
+
+    # Rows left pending with no job (theirs gave up): reconcile queues one job per kind and assistant, once.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE assistant_chat_chunk SET search_vector = NULL WHERE assistant_id = %s", [library.pk])
+    ChunkVector.objects.filter(assistant=library).update(indexed=False)
+    out["reconciled"] = [recovery.reconcile_indexing(), recovery.reconcile_indexing()]
+    out["reconcile_queued"] = sorted(
+        [row.task_path.rsplit(".", 1)[1], row.args_kwargs["kwargs"]["assistant_id"] == library.pk]
+        for row in DBTaskResult.objects.filter(status=TaskResultStatus.READY)
+    )
+    for _ in range(10):
+        row = DBTaskResult.objects.ready().first()
+        if row is None:
+            break
+        run_here(str(row.pk))
+    out["reconciled_pending"] = [search.words_pending_count(), vectors.vectors_pending_count()]
+    out["reconciled_again"] = recovery.reconcile_indexing()
 out["pending_at_end"] = search.words_pending_count()
 
 
@@ -234,3 +252,10 @@ def test_the_words_job_runs_before_queued_ingestion_and_survives_its_file_being_
     assert result["gin_list_without_flush"][0] is True and result["gin_list_without_flush"][1] > 0
     assert result["gin_list_after_job"] == [True, 0]  # nothing left in the list for searches to scan
     assert "assistant_chat_chunk_words_pending" in result["pending_plan"]
+
+
+def test_rows_left_pending_without_a_job_get_one_job_per_kind_which_indexes_them(result: dict) -> None:
+    assert result["reconciled"] == [2, 0]  # the second pass finds both jobs queued
+    assert result["reconcile_queued"] == [["index_vectors", True], ["index_words", True]]
+    assert result["reconciled_pending"] == [0, 0]
+    assert result["reconciled_again"] == 0

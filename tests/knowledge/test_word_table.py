@@ -107,3 +107,18 @@ def test_concurrent_searches_get_the_scores_one_alone_gets() -> None:
     assert len(results) == 20
     for scores in results:
         assert scores == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_table_appends_in_place_and_grows_only_past_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(word_table, "WORDS_MAX", 4)
+    table = word_table.Table("flat", 2)
+    matrix = table.matrix
+    table.add(["a", "b", "a"], np.array([[1, 0], [0, 1], [9, 9]], dtype=np.float32))  # a word twice: its first row
+    table.add(["b", "c"], np.array([[5, 5], [1, 1]], dtype=np.float32))  # a known word keeps its row
+    assert table.matrix is matrix  # nothing copied while it fits: readers' arrays stay the table's
+    assert table.rows == {"a": 0, "b": 1, "c": 2}
+    assert table.matrix[:3].tolist() == [[1, 0], [0, 1], [1, 1]]
+    table.add(["d", "e", "f"], np.eye(3, 2, dtype=np.float32))  # more than it holds: a bigger copy
+    assert table.matrix is not matrix and len(table.matrix) >= 6
+    assert matrix[:3].tolist() == table.matrix[:3].tolist()  # a reader of the old array still finds its rows
+    assert table.rows["f"] == 5 and table.matrix[5].tolist() == [0, 0]

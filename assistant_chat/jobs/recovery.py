@@ -3,8 +3,9 @@
 Called by workers: `requeue_own` at start (jobs this worker id was running when its process died),
 `requeue_lost` every few seconds from the heartbeat thread (jobs of any worker that is gone), `retry_or_keep`
 after a job raised, and `reconcile` at start and every JOBS_RECONCILE_SECONDS (a file `Processing` with no job,
-e.g. from an install that ran ingestion in-process, and pending index rows whose job gave up, get one). Every change is a conditional UPDATE on the queue's own row, so two workers
-sweeping at once cannot both act on a job.
+e.g. from an install that ran ingestion in-process, and pending index rows whose job gave up, get one). Every
+change to a job is a conditional UPDATE on the queue's own row, so two workers sweeping at once cannot both act on
+a job (two reconciles at once may queue an indexing job twice: the second finds nothing to do).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ files themselves use `run_here`.
 
 The heartbeat thread writes `WorkerHeartbeat` every JOBS_HEARTBEAT_SECONDS with its own database connection, and
 every few beats queues again the jobs of workers that are gone, and every JOBS_RECONCILE_SECONDS queues the work
-that has no job (recovery.reconcile). SIGTERM lets the running job finish (a second
-signal stops it; it is retried). SIGKILL loses nothing: the job is run again by the next worker that looks.
+that has no job (recovery.reconcile). SIGTERM lets the running job finish (a second signal stops it; it is
+retried). SIGKILL loses nothing: the job is run again by the next worker that looks.
 """
 
 from __future__ import annotations

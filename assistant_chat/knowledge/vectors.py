@@ -169,6 +169,8 @@ def vectors_pending_count(*, assistant_id: int | None = None) -> int:
     """How many vectors wait for the HNSW graph (0 on SQLite, where none ever does)."""
     from ..models import ChunkVector
 
+    if connection.vendor != "postgresql":
+        return 0  # and no scan of an unindexed column for it (/metrics asks on every scrape)
     rows = ChunkVector.objects.filter(indexed=False)
     return (rows.filter(assistant_id=assistant_id) if assistant_id is not None else rows).count()
 

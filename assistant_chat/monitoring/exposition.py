@@ -1,5 +1,5 @@
 """What a scrape of /metrics returns: every process's metrics (multi-process mode) plus values read at scrape
-time from the database: jobs queued and running by kind, and live workers."""
+time from the database: jobs queued and running by kind, live workers, and rows waiting to be indexed."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class QueueCollector(Collector):
 
         from ..jobs import kinds
         from ..jobs.heartbeats import live_workers
+        from ..knowledge import search, vectors
 
         close_old_connections()
         depth = GaugeMetricFamily(
@@ -41,6 +42,14 @@ class QueueCollector(Collector):
         workers = GaugeMetricFamily("chat_job_workers_alive", "Job workers with a recent heartbeat")
         workers.add_metric([], len(live_workers()))
         yield workers
+        # Rows a job still has to index (PostgreSQL; partial indexes count them): searchable meanwhile, but slower.
+        # Lasting above zero means the indexing jobs fail (workers queue them again every JOBS_RECONCILE_SECONDS).
+        pending = GaugeMetricFamily(
+            "chat_index_pending_rows", "Chunks whose words (tsvector) or vector (HNSW) wait for a job", labels=["index"]
+        )
+        pending.add_metric(["words"], search.words_pending_count())
+        pending.add_metric(["vectors"], vectors.vectors_pending_count())
+        yield pending
 
 
 def render() -> tuple[bytes, str]:

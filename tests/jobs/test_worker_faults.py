@@ -151,6 +151,18 @@ def _words_pending(server: servers.LiveServer) -> int:
     return int(query(server, "SELECT count(*) FROM assistant_chat_chunk WHERE search_vector IS NULL")[0][0])
 
 
+def _pending_metric(server: servers.LiveServer) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(server.url + "/metrics", timeout=10)  # loopback may read it
+    assert response.status_code == 200, response.text
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "chat_index_pending_rows" and sample.labels == {"index": "words"}:
+                return sample.value
+    raise AssertionError("no chat_index_pending_rows{index=words} in /metrics")
+
+
 @pytest.mark.postgres
 def test_chunks_whose_words_job_gave_up_are_indexed_once_the_database_takes_writes_again(tmp_path: Path) -> None:
     servers.require(servers.postgres_available())
@@ -167,12 +179,17 @@ def test_chunks_whose_words_job_gave_up_are_indexed_once_the_database_takes_writ
         )
         assert gave_up, server.worker_log()
         assert file_state(server, "refused.md")["status"] == "Available"  # the file is searchable meanwhile
-        assert _words_pending(server) == expected_chunks(data, "refused.md")  # none lost, none indexed
+        pending = expected_chunks(data, "refused.md")
+        assert _words_pending(server) == pending  # none lost, none indexed
+        assert _pending_metric(server) == pending  # what an operator's alert reads
 
         _execute(server, "DROP TRIGGER refuse_words ON assistant_chat_chunk")
         wait_for(lambda: _words_pending(server) == 0, 60, "the pending chunks to be indexed")
-        assert ("SUCCESSFUL", 1) in _words_jobs(server)
+        jobs = _words_jobs(server)
+        assert jobs[0] == ("FAILED", 3)  # the one ingestion queued gave up for good
+        assert any(status == "SUCCESSFUL" for status, _attempts in jobs[1:])  # one the reconcile queued did it
         assert "indexing job(s) for pending rows that had none" in server.worker_log()
+        assert _pending_metric(server) == 0
     finally:
         server.stop()
         servers.drop_postgres_database(database_url)

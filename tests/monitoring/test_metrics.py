@@ -67,6 +67,10 @@ async def test_one_scrape_reports_rooms_turns_jobs_and_ingestion_of_every_proces
     assert total(before, "chat_ingested_bytes_total") > 1000
     assert total(before, "chat_jobs_queue_depth", kind="ingest", state="READY") == 0
     assert total(before, "chat_job_workers_alive") == 1
+    for index in ("words", "vectors"):  # SQLite indexes every write at once
+        assert (("chat_index_pending_rows", (("index", index),)) in before) and total(
+            before, "chat_index_pending_rows", index=index
+        ) == 0
 
     alice = await join(server, seeded["cookies"]["alice"])
     bob = await join(server, seeded["cookies"]["bob"])

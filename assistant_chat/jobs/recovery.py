@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_tasks import TaskResultStatus
+from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult
 
 from ..models import File
@@ -107,14 +109,19 @@ def retry_or_keep(row: DBTaskResult) -> bool:
     return bool(done)
 
 
+def _covered(job_task: Task, argument: str) -> set[Any]:
+    """The values of `argument` among the queued or running jobs of `job_task`'s kind."""
+    pending = DBTaskResult.objects.filter(
+        task_path=job_task.module_path, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
+    ).values_list("args_kwargs", flat=True)
+    return {args.get("kwargs", {}).get(argument) for args in pending}
+
+
 def reconcile_files() -> int:
     """Give every `Processing` file without a queued or running ingest job one (returns how many)."""
     from .ingest import enqueue_ingest, ingest_file
 
-    pending = DBTaskResult.objects.filter(
-        task_path=ingest_file.module_path, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
-    ).values_list("args_kwargs", flat=True)
-    covered = {args.get("kwargs", {}).get("file_id") for args in pending}
+    covered = _covered(ingest_file, "file_id")
     orphans = File.objects.filter(status=File.Status.PROCESSING).exclude(pk__in=[pk for pk in covered if pk])
     count = 0
     for file in orphans.only("pk", "content_hash"):
@@ -141,10 +148,7 @@ def reconcile_indexing() -> int:
         assistants = pending()
         if not assistants:
             continue
-        queued = DBTaskResult.objects.filter(
-            task_path=job_task.module_path, status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
-        ).values_list("args_kwargs", flat=True)
-        assistants -= {args.get("kwargs", {}).get("assistant_id") for args in queued}
+        assistants -= _covered(job_task, "assistant_id")
         for assistant_id in sorted(assistants):
             with transaction.atomic():
                 kinds.enqueue(job_task, assistant_id=assistant_id)

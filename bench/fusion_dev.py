@@ -28,7 +28,7 @@ from retrieval_bench import CANDIDATES, DATA, DEPTH, KINDS, ingest, is_hit, load
 DEV = ROOT / "bench" / "retrieval_dev"
 
 
-def run_engine(engine: str, data: Path) -> dict:
+def run_engine(engine: str, data: Path, embedding_model: str = "offline") -> dict:
     setup_django()
     from assistant_chat.knowledge import hybrid
     from assistant_chat.knowledge.embedding import query_vector
@@ -37,7 +37,7 @@ def run_engine(engine: str, data: Path) -> dict:
     from assistant_chat.models import Chunk, File
 
     manifest, questions = load_data(data)
-    assistant, _ = ingest(data, manifest)
+    assistant, _ = ingest(data, manifest, embedding_model)
     names = dict(File.objects.filter(assistant=assistant).values_list("pk", "name"))
     texts = dict(Chunk.objects.filter(assistant=assistant).values_list("pk", "text"))
     files = dict(Chunk.objects.filter(assistant=assistant).values_list("pk", "file_id"))
@@ -184,6 +184,14 @@ def gated(row: dict, texts: dict, *, threshold: float, base) -> list[int]:  # ty
     return order
 
 
+def weighted_gated(row: dict, *, low: float, high: float, covered: float) -> list[int]:
+    """knowledge/hybrid.py's WeightedFusion, then the lexical lead at coverage 0.5."""
+    texts = row["_texts"]
+    first = row["lexical"][0][0] if row["lexical"] else None
+    share = high if first is not None and coverage(row["question"], texts[(row["engine"], first)]) >= covered else low
+    return gated(row, texts, threshold=0.5, base=lambda r: convex(r, alpha=share, floor=0.5, norm="max"))
+
+
 def only(row: dict, *, which: str) -> list[int]:
     return [chunk_id for chunk_id, _ in row[which]]
 
@@ -217,6 +225,15 @@ def settings(passages: Passages | None) -> list[tuple[str, object]]:
             (
                 f"convex {norm} alpha={alpha} floor={floor}",
                 lambda row, a=alpha, f=floor, n=norm: convex(row, alpha=a, floor=f, norm=n),
+            )
+        )
+    # For an embedder whose meaning ranking leads (knowledge/hybrid.py WEIGHTED_FUSION): the weighted sum of scores
+    # scaled by each list's best, the word share raised when the first word match holds `covered` of the terms.
+    for low, high, covered in itertools.product((0.1, 0.15, 0.2), (0.3, 0.5), (0.6, 0.75)):
+        found.append(
+            (
+                f"weighted words {low} ({high} at coverage>={covered}) floor=0.5, lexical first at coverage>=0.5",
+                lambda row, lo=low, hi=high, c=covered: weighted_gated(row, low=lo, high=hi, covered=c),
             )
         )
     if passages is not None:
@@ -280,6 +297,7 @@ def report(engines: list[dict], top: int, sentences: bool) -> None:
     for result in engines:
         for row in result["rows"]:
             row["engine"] = result["engine"]
+            row["_texts"] = texts
     table = []
     for name, rank_of in settings(Passages(texts) if sentences else None):
         figures = {}
@@ -331,6 +349,9 @@ def main() -> None:
     parser.add_argument("--json", help="write (or, with --from-json, read) the collected lists here")
     parser.add_argument("--from-json", action="store_true", help="score the lists saved by an earlier --json run")
     parser.add_argument("--sentences", action="store_true", help="also score re-ranking by sentence similarity")
+    parser.add_argument(
+        "--embedding-model", default="offline", help="the assistant's embedding model (default: the built-in one)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -339,12 +360,15 @@ def main() -> None:
     if data == DATA.resolve():
         sys.exit("bench/retrieval_data is held out: choose settings on another set (see its README)")
     if args.child:
-        print(json.dumps(run_engine(args.engine, data)))
+        print(json.dumps(run_engine(args.engine, data, args.embedding_model)))
         return
     if args.from_json:
         engines = json.loads(Path(args.json).read_text())
     else:
-        engines = [run_child(__file__, e, ["--data", str(data)], "chat_fusion") for e in args.engines.split(",")]
+        engines = [
+            run_child(__file__, e, ["--data", str(data), "--embedding-model", args.embedding_model], "chat_fusion")
+            for e in args.engines.split(",")
+        ]
         if args.json:
             Path(args.json).write_text(json.dumps(engines))
     for result in engines:

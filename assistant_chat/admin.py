@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 
 from . import errors, selectors, services, turns
 from .jobs.reembed import EmbeddingModelError, embedding_model_change
-from .knowledge.embedding import embedder_for
+from .knowledge.embedding import embedder_for, embedding_models
 from .knowledge.filters import MetadataError, validate_metadata
 from .knowledge.parsers import SUPPORTED_EXTENSIONS
 from .models import ApiKey, Assistant, Chunk, File, ModelAlias, ModelEndpoint, Operation
@@ -81,13 +81,30 @@ class FileInline(admin.TabularInline):
         return f"{file.percent_done:.0%}"
 
 
+class SuggestingInput(forms.TextInput):
+    """A text input that offers `options` as the browser's suggestions (a datalist); any other value may be typed."""
+
+    def __init__(self, options: list[str], attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.options = options
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        listed = f"{(attrs or {}).get('id') or name}-options"
+        html = super().render(name, value, {**(attrs or {}), "list": listed}, renderer)
+        options = format_html_join("", '<option value="{}"></option>', ((option,) for option in self.options))
+        return format_html('{}<datalist id="{}">{}</datalist>', html, listed, options)
+
+
 class AssistantForm(forms.ModelForm):
-    """The admin builds the fields (modelform_factory); this adds the embedding model's check."""
+    """The admin builds the fields (modelform_factory); this adds the embedding model's check, and offers the models
+    this server can embed with (the built-in ones, and the providers' whose key is set) as suggestions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "embedding_model" in self.fields:
-            self.fields["embedding_model"].required = False  # blank: the built-in offline embedder
+            field = self.fields["embedding_model"]
+            field.required = False  # blank: the built-in offline embedder
+            field.widget = SuggestingInput(embedding_models(), attrs=field.widget.attrs)
 
     def clean_embedding_model(self) -> str:
         default = str(Assistant._meta.get_field("embedding_model").default)

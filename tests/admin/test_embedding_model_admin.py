@@ -94,3 +94,14 @@ def test_the_built_in_minilm_model_re_embeds_and_is_refused_when_its_package_is_
     assert (assistant.embedding_model, assistant.embedded_with) == ("offline-minilm", "offline-minilm")
     dimensions = set(ChunkVector.objects.filter(assistant=assistant).values_list("model", "dimensions"))
     assert dimensions == {("offline-minilm", 384)}
+
+
+def test_the_form_suggests_the_models_this_server_can_embed_with(admin_client, assistant, settings) -> None:
+    settings.OPENAI_API_KEY = ""
+    page = admin_client.get(f"/admin/assistant_chat/assistant/{assistant.pk}/change/").content.decode()
+    assert 'list="id_embedding_model-options"' in page and '<datalist id="id_embedding_model-options">' in page
+    assert '<option value="offline"></option>' in page
+    assert "text-embedding-3-small" not in page.split("<datalist")[1].split("</datalist>")[0]  # no key, not offered
+    settings.OPENAI_API_KEY = "sk-test"
+    page = admin_client.get(f"/admin/assistant_chat/assistant/{assistant.pk}/change/").content.decode()
+    assert '<option value="text-embedding-3-small"></option>' in page

@@ -13,7 +13,6 @@ slow it down, never speed it up. No database, no Django.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from retrieval_bench import load_data  # noqa: E402
 
 from assistant_chat.embedders import minilm  # noqa: E402
 from assistant_chat.embedders.offline import OfflineEmbedder  # noqa: E402
@@ -40,12 +41,7 @@ def main() -> None:
         for path in sorted((data / "docs").iterdir())
         for chunk in chunk_document(parse_document(path.name, path.read_bytes()))
     ]
-    questions = [
-        json.loads(line)["question"]
-        for path in sorted(data.glob("questions*.jsonl"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
+    questions = [question["question"] for question in load_data(data)[1]]
     size_kb = sum(len(text.encode()) for text in texts) / 1000
     embedders = [OfflineEmbedder()] + ([minilm.MiniLMEmbedder()] if minilm.available() else [])
     print(f"{len(texts)} chunks ({size_kb:.0f} KB of text), {len(questions)} questions; load average {os.getloadavg()}")

@@ -184,9 +184,8 @@ def gated(row: dict, texts: dict, *, threshold: float, base) -> list[int]:  # ty
     return order
 
 
-def weighted_gated(row: dict, *, low: float, high: float, covered: float) -> list[int]:
+def weighted_gated(row: dict, texts: dict, *, low: float, high: float, covered: float) -> list[int]:
     """knowledge/hybrid.py's WeightedFusion, then the lexical lead at coverage 0.5."""
-    texts = row["_texts"]
     first = row["lexical"][0][0] if row["lexical"] else None
     share = high if first is not None and coverage(row["question"], texts[(row["engine"], first)]) >= covered else low
     return gated(row, texts, threshold=0.5, base=lambda r: convex(r, alpha=share, floor=0.5, norm="max"))
@@ -210,7 +209,7 @@ def metrics(rows: list[dict], rank_of) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def settings(passages: Passages | None) -> list[tuple[str, object]]:
+def settings(texts: dict, passages: Passages | None) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [
         ("lexical", lambda row: only(row, which="lexical")),
         ("dense", lambda row: only(row, which="dense")),
@@ -233,7 +232,7 @@ def settings(passages: Passages | None) -> list[tuple[str, object]]:
         found.append(
             (
                 f"weighted words {low} ({high} at coverage>={covered}) floor=0.5, lexical first at coverage>=0.5",
-                lambda row, lo=low, hi=high, c=covered: weighted_gated(row, low=lo, high=hi, covered=c),
+                lambda row, lo=low, hi=high, c=covered: weighted_gated(row, texts, low=lo, high=hi, covered=c),
             )
         )
     if passages is not None:
@@ -297,9 +296,8 @@ def report(engines: list[dict], top: int, sentences: bool) -> None:
     for result in engines:
         for row in result["rows"]:
             row["engine"] = result["engine"]
-            row["_texts"] = texts
     table = []
-    for name, rank_of in settings(Passages(texts) if sentences else None):
+    for name, rank_of in settings(texts, Passages(texts) if sentences else None):
         figures = {}
         for result in engines:
             for kind in KINDS:

@@ -50,10 +50,9 @@ class WeightedFusion:
     covered_word_weight: float
     covered: float
 
-    def weight_for(self, query: str, lexical: list[Hit]) -> float:
-        if lexical and rerank.coverage(query, lexical[0].text) >= self.covered:
-            return self.covered_word_weight
-        return self.word_weight
+    def weight_for(self, first_coverage: float) -> float:
+        """The word share, given how much of the question's terms the first word match holds."""
+        return self.covered_word_weight if first_coverage >= self.covered else self.word_weight
 
 
 # Chosen on bench/retrieval_dev with bench/fusion_dev.py (docs/benchmarks.md): a word share of 0.1-0.2 is a plateau;
@@ -110,10 +109,13 @@ def search(
             hit for hit in dense if (hit.similarity > 0 and hit.similarity >= floor) or hit.chunk_id in lexical_ids
         ]
     weighted = WEIGHTED_FUSION.get(assistant.embedded_with)
-    hits = fuse(lexical, dense, limit, rows, word_weight=weighted.weight_for(query, lexical) if weighted else None)
+    # The first word match's coverage, read once for both the weighted fusion and the lead below.
+    first_coverage = rerank.coverage(query, lexical[0].text) if weighted and lexical else None
+    word_weight = weighted.weight_for(first_coverage or 0.0) if weighted else None
+    hits = fuse(lexical, dense, limit, rows, word_weight=word_weight)
     if embedder is not None and rerank_depth > 0:
         hits = rerank.by_meaning(embedder, vector, hits, depth=rerank_depth, terms=query_terms(query))
-    hits = rerank.lexical_lead(query, lexical, hits)
+    hits = rerank.lexical_lead(query, lexical, hits, first_coverage)
     # Scores stay in falling order down the list (the API shows them): the fused ones, handed out in the new order.
     scores = sorted((hit.score for hit in hits), reverse=True)
     return [Hit(h.chunk_id, h.file_pk, h.ordinal, h.text, h.pages, s) for h, s in zip(hits, scores, strict=True)]

@@ -121,12 +121,13 @@ def coverage(query: str, text: str) -> float:
     return sum(1 for term in terms if term[:STEM] in words) / len(terms)
 
 
-def lexical_lead(query: str, lexical: list[Hit], hits: list[Hit]) -> list[Hit]:
-    """`hits` with the first words-only hit moved to the top when it holds enough of the question's terms."""
+def lexical_lead(query: str, lexical: list[Hit], hits: list[Hit], first_coverage: float | None = None) -> list[Hit]:
+    """`hits` with the first words-only hit moved to the top when it holds enough of the question's terms
+    (`first_coverage`: that share, when the caller has it already)."""
     if not lexical or not hits or hits[0].chunk_id == lexical[0].chunk_id:
         return hits
     first = lexical[0]
-    if coverage(query, first.text) < LEXICAL_LEAD_COVERAGE:
+    if (coverage(query, first.text) if first_coverage is None else first_coverage) < LEXICAL_LEAD_COVERAGE:
         return hits
     lead = next((hit for hit in hits if hit.chunk_id == first.chunk_id), None)
     if lead is None:  # cut off by the limit: it leads with the score of the list's first

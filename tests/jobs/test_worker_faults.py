@@ -185,7 +185,12 @@ def test_chunks_whose_words_job_gave_up_are_indexed_once_the_database_takes_writ
 
         _execute(server, "DROP TRIGGER refuse_words ON assistant_chat_chunk")
         wait_for(lambda: _words_pending(server) == 0, 60, "the pending chunks to be indexed")
-        jobs = _words_jobs(server)
+        # The rows are committed before the worker records the job's result: wait for that record.
+        jobs = wait_for(
+            lambda: (jobs := _words_jobs(server)) and any(status == "SUCCESSFUL" for status, _ in jobs[1:]) and jobs,
+            30,
+            "a job the reconcile queued to succeed",
+        )
         assert jobs[0] == ("FAILED", 3)  # the one ingestion queued gave up for good
         assert any(status == "SUCCESSFUL" for status, _attempts in jobs[1:])  # one the reconcile queued did it
         assert "indexing job(s) for pending rows that had none" in server.worker_log()
